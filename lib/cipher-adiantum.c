@@ -1,0 +1,328 @@
+/* Adiantum backend (XChaCha12 + NHPoly1305 + AES-256), as the kernel's
+ * adiantum(xchacha12,aes): blk-crypto mode IBC_MODE_ADIANTUM. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "adiantum-internal.h"
+#include "cipher-internal.h"
+#include "ibcrypt/secmem.h"
+
+#define AES_KEY_SIZE 32
+#define BLOCK_SIZE 16
+/* Subkeys taken from the XChaCha12 keystream of the user key, in order. */
+#define DERIVED_BYTES (AES_KEY_SIZE + 16 + IBC_NHPOLY1305_KEY_BYTES)
+
+/* Preprogrammed AES contexts.  An EVP_CIPHER_CTX must not be used by two
+ * threads at once, and programming one per call would redo the key
+ * schedule, so crypt() borrows one from this pool with a lock-free flag and
+ * only builds a temporary context when all are in use.  More slots than
+ * CPUs would only cost memory. */
+#define AES_SLOTS 8
+
+struct aes_slot {
+  atomic_flag busy;
+  EVP_CIPHER_CTX *enc;
+  EVP_CIPHER_CTX *dec;
+} __attribute__ ((aligned (64))); /* one cache line each: no false sharing */
+
+/* Everything here is read-only after setup except the slot flags and the
+ * contexts of the slots a thread holds.  Allocated in locked memory. */
+struct adiantum_state {
+  struct aes_slot slots[AES_SLOTS];
+  uint8_t stream_key[IBC_ADIANTUM_KEY_SIZE]; /* K_S, the user key */
+  uint8_t aes_key[AES_KEY_SIZE];             /* K_E */
+  struct ibc_poly1305_key header_key;        /* K_T: hashes the tweak */
+  struct ibc_nhpoly1305_key msg_key;         /* K_L: hashes the bulk */
+  EVP_CIPHER *aes;
+  uint32_t dus;
+};
+
+static inline uint64_t
+load_le64 (const uint8_t *p)
+{
+  uint64_t v;
+
+  memcpy (&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64 (v);
+#endif
+  return v;
+}
+
+static inline void
+store_le64 (uint8_t *p, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64 (v);
+#endif
+  memcpy (p, &v, 8);
+}
+
+/* r = a + b, or a - b, as little-endian 128-bit integers mod 2^128. */
+static void
+le128_add (uint8_t r[16], const uint8_t a[16], const uint8_t b[16])
+{
+  uint64_t a0 = load_le64 (a), a1 = load_le64 (a + 8);
+  uint64_t b0 = load_le64 (b), b1 = load_le64 (b + 8);
+  uint64_t lo = a0 + b0;
+
+  store_le64 (r, lo);
+  store_le64 (r + 8, a1 + b1 + (lo < a0));
+}
+
+static void
+le128_sub (uint8_t r[16], const uint8_t a[16], const uint8_t b[16])
+{
+  uint64_t a0 = load_le64 (a), a1 = load_le64 (a + 8);
+  uint64_t b0 = load_le64 (b), b1 = load_le64 (b + 8);
+
+  store_le64 (r, a0 - b0);
+  store_le64 (r + 8, a1 - b1 - (a0 < b0));
+}
+
+static EVP_CIPHER_CTX *
+aes_ctx_new (const struct adiantum_state *st, bool encrypt)
+{
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+
+  if (ctx == NULL)
+    return NULL;
+  if (EVP_CipherInit_ex2 (ctx, st->aes, st->aes_key, NULL, encrypt ? 1 : 0,
+                          NULL)
+          != 1
+      || EVP_CIPHER_CTX_set_padding (ctx, 0) != 1) {
+    EVP_CIPHER_CTX_free (ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+static struct aes_slot *
+slot_get (struct adiantum_state *st)
+{
+  for (unsigned i = 0; i < AES_SLOTS; i++) {
+    if (!atomic_flag_test_and_set_explicit (&st->slots[i].busy,
+                                            memory_order_acquire))
+      return &st->slots[i];
+  }
+  return NULL;
+}
+
+static void
+slot_put (struct aes_slot *slot)
+{
+  atomic_flag_clear_explicit (&slot->busy, memory_order_release);
+}
+
+/* The header hash H_T: Poly1305 (no mask) of the bulk length in bits as a
+ * 16-byte little-endian block, then the tweak. */
+static void
+hash_header (const struct adiantum_state *st, size_t bulk_len,
+             const uint8_t *tweak, size_t tweak_len, uint8_t out[16])
+{
+  struct ibc_poly1305_state ps;
+  uint8_t header[16] = { 0 };
+
+  store_le64 (header, (uint64_t) bulk_len * 8);
+  ibc_poly1305_init (&ps);
+  ibc_poly1305_blocks (&ps, &st->header_key, header, 1, true);
+  ibc_poly1305_tail (&ps, &st->header_key, tweak, tweak_len);
+  ibc_poly1305_emit (&ps, NULL, out);
+}
+
+/* One AES-256 block through a context programmed for the direction. */
+static int
+aes_block (EVP_CIPHER_CTX *aes, const uint8_t in[BLOCK_SIZE],
+           uint8_t out[BLOCK_SIZE])
+{
+  int outl = 0;
+
+  if (EVP_CipherUpdate (aes, out, &outl, in, BLOCK_SIZE) != 1
+      || outl != BLOCK_SIZE)
+    return -EIO;
+  return 0;
+}
+
+/* One message: L (len - 16 bytes) and R (the last 16).  Encrypt:
+ *   P_M = P_R + H(T, P_L);  C_M = AES(P_M);
+ *   C_L = P_L ^ XChaCha12(nonce = C_M || 1 || 0...);  C_R = C_M - H(T, C_L)
+ * and decrypt runs it backwards.  H(T, L) = H_T(T, |L|) + NHPoly1305(L).
+ * The only step that can fail (AES) runs before anything is written. */
+static int
+crypt_one (const struct adiantum_state *st, EVP_CIPHER_CTX *aes,
+           const uint8_t *tweak, size_t tweak_len, const uint8_t *in,
+           uint8_t *out, size_t len, bool encrypt)
+{
+  const size_t bulk = len - BLOCK_SIZE;
+  uint8_t hdr[16], h[16], cm[16], pm[16], nonce[IBC_XCHACHA_NONCE_SIZE];
+  int r;
+
+  hash_header (st, bulk, tweak, tweak_len, hdr);
+
+  /* in_R + H(T, in_L) is P_M when encrypting, C_M when decrypting.  R is
+   * read before anything is written, so in == out is fine. */
+  ibc_nhpoly1305 (&st->msg_key, in, bulk, h);
+  le128_add (h, h, hdr);
+  if (encrypt) {
+    le128_add (pm, in + bulk, h);
+    r = aes_block (aes, pm, cm);
+  } else {
+    le128_add (cm, in + bulk, h);
+    r = aes_block (aes, cm, pm);
+  }
+  if (r < 0)
+    goto out_wipe;
+
+  /* C_M keys the stream over the bulk either way. */
+  memcpy (nonce, cm, BLOCK_SIZE);
+  memset (nonce + BLOCK_SIZE, 0, sizeof nonce - BLOCK_SIZE);
+  nonce[BLOCK_SIZE] = 1;
+  ibc_xchacha12_xor (st->stream_key, nonce, 0, in, out, bulk);
+
+  /* out_R = (C_M or P_M) - H(T, out_L). */
+  ibc_nhpoly1305 (&st->msg_key, out, bulk, h);
+  le128_add (h, h, hdr);
+  le128_sub (out + bulk, encrypt ? cm : pm, h);
+
+out_wipe:
+  sodium_memzero (cm, sizeof cm);
+  sodium_memzero (pm, sizeof pm);
+  sodium_memzero (nonce, sizeof nonce);
+  sodium_memzero (h, sizeof h);
+  return r;
+}
+
+/* One message with any tweak, through a borrowed (or, if all are busy,
+ * temporary) AES context. */
+int
+ibc_adiantum_crypt_message (void *state, const uint8_t *tweak, size_t tweak_len,
+                            const uint8_t *in, uint8_t *out, size_t len,
+                            bool encrypt)
+{
+  struct adiantum_state *st = state;
+  struct aes_slot *slot;
+  EVP_CIPHER_CTX *tmp = NULL;
+  int r;
+
+  if (len < BLOCK_SIZE)
+    return -EINVAL;
+  slot = slot_get (st);
+  if (slot == NULL && (tmp = aes_ctx_new (st, encrypt)) == NULL)
+    return -EIO;
+  r = crypt_one (st, slot ? (encrypt ? slot->enc : slot->dec) : tmp, tweak,
+                 tweak_len, in, out, len, encrypt);
+  if (slot)
+    slot_put (slot);
+  EVP_CIPHER_CTX_free (tmp);
+  return r;
+}
+
+static void
+adiantum_destroy (void *state)
+{
+  struct adiantum_state *st = state;
+
+  if (st == NULL)
+    return;
+  for (unsigned i = 0; i < AES_SLOTS; i++) {
+    /* EVP_CIPHER_CTX_free cleanses the key schedule. */
+    EVP_CIPHER_CTX_free (st->slots[i].enc);
+    EVP_CIPHER_CTX_free (st->slots[i].dec);
+  }
+  EVP_CIPHER_free (st->aes);
+  ibc_secmem_free (st, sizeof *st);
+}
+
+static int
+adiantum_setup (const uint8_t *key, size_t key_size, uint32_t dus,
+                void **ret_state)
+{
+  static const uint8_t derive_nonce[IBC_XCHACHA_NONCE_SIZE] = { 1 };
+  struct adiantum_state *st;
+  uint8_t *derived;
+  int r = -EIO;
+
+  if (key_size != IBC_ADIANTUM_KEY_SIZE || dus < BLOCK_SIZE)
+    return -EINVAL;
+  st = ibc_secmem_alloc (sizeof *st);
+  if (st == NULL)
+    return -errno;
+  derived = ibc_secmem_alloc (DERIVED_BYTES);
+  if (derived == NULL) {
+    r = -errno;
+    goto err_state;
+  }
+
+  /* K_E || K_T || K_L = XChaCha12_K(nonce 1 || 0^184) over zeros. */
+  memcpy (st->stream_key, key, IBC_ADIANTUM_KEY_SIZE);
+  ibc_xchacha12_xor (st->stream_key, derive_nonce, 0, derived, derived,
+                     DERIVED_BYTES);
+  memcpy (st->aes_key, derived, AES_KEY_SIZE);
+  ibc_poly1305_setkey (&st->header_key, derived + AES_KEY_SIZE);
+  ibc_nhpoly1305_setkey (&st->msg_key, derived + AES_KEY_SIZE + 16);
+  ibc_secmem_free (derived, DERIVED_BYTES);
+  st->dus = dus;
+
+  st->aes = EVP_CIPHER_fetch (NULL, "AES-256-ECB", NULL);
+  if (st->aes == NULL)
+    goto err_state;
+  for (unsigned i = 0; i < AES_SLOTS; i++) {
+    atomic_flag_clear (&st->slots[i].busy);
+    st->slots[i].enc = aes_ctx_new (st, true);
+    st->slots[i].dec = aes_ctx_new (st, false);
+    if (st->slots[i].enc == NULL || st->slots[i].dec == NULL)
+      goto err_state;
+  }
+  *ret_state = st;
+  return 0;
+
+err_state:
+  adiantum_destroy (st);
+  return r;
+}
+
+static int
+adiantum_crypt (void *state, const struct ibc_dun *dun, const uint8_t *in,
+                uint8_t *out, size_t len, bool encrypt)
+{
+  struct adiantum_state *st = state;
+  struct ibc_dun d = *dun;
+  uint8_t tweak[IBC_ADIANTUM_TWEAK_SIZE];
+  struct aes_slot *slot;
+  EVP_CIPHER_CTX *aes, *tmp = NULL;
+  int r = 0;
+
+  if (len == 0 || len % st->dus != 0)
+    return -EINVAL;
+  slot = slot_get (st);
+  if (slot)
+    aes = encrypt ? slot->enc : slot->dec;
+  else if ((aes = tmp = aes_ctx_new (st, encrypt)) == NULL)
+    return -EIO;
+
+  for (size_t off = 0; off < len; off += st->dus) {
+    /* The tweak is the DUN as a 256-bit little-endian integer. */
+    ibc_dun_to_iv (&d, tweak, sizeof tweak);
+    r = crypt_one (st, aes, tweak, sizeof tweak, in + off, out + off, st->dus,
+                   encrypt);
+    if (r < 0)
+      break;
+    ibc_dun_add (&d, 1);
+  }
+
+  if (slot)
+    slot_put (slot);
+  EVP_CIPHER_CTX_free (tmp);
+  return r;
+}
+
+const struct ibc_cipher_impl ibc_cipher_impl_adiantum = {
+  .mode = IBC_MODE_ADIANTUM,
+  .setup = adiantum_setup,
+  .destroy = adiantum_destroy,
+  .crypt = adiantum_crypt,
+};

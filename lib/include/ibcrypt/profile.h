@@ -97,8 +97,11 @@ int ibc_profile_evict_key (struct ibc_profile *profile,
                            const struct ibc_key *key);
 
 /* Reprogram every slot holding a key, e.g. after a device reset that lost
- * them (blk_crypto_reprogram_all_keys).  No-op without keyslots.  Returns 0
- * or the first program error (remaining slots are still attempted). */
+ * them (blk_crypto_reprogram_all_keys).  Takes the write lock and first
+ * waits for every slot in use to be released (new getters wait meanwhile).
+ * No-op without keyslots.  Returns 0 or the first program error (remaining
+ * slots are still attempted).  Ops must not call back into the profile
+ * (such calls return -EDEADLK). */
 int ibc_profile_reprogram_all (struct ibc_profile *profile);
 
 /* Forget every programmed key without calling the evict op (the hardware

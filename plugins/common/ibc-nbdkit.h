@@ -1,0 +1,29 @@
+/* Helpers shared by the glue of the ibcrypt nbdkit filters. */
+#ifndef IBC_NBDKIT_COMMON_H
+#define IBC_NBDKIT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nbdkit-filter.h>
+
+/* NBDKIT_REGISTER_FILTER defines this; declared for -Wmissing-prototypes. */
+struct nbdkit_filter *filter_init (void);
+
+/* Writes that must be transformed go down in chunks of at most this size,
+ * so bounce buffers stay bounded whatever the request size (up to nbdkit's
+ * 64 MiB). */
+#define IBC_CHUNK_SIZE (4u << 20)
+
+/* This thread's bounce buffer, at least len <= IBC_CHUNK_SIZE bytes; freed
+ * when the thread exits.  NULL (errno set) if it cannot be allocated. */
+void *ibc_bounce (size_t len);
+
+/* A buffer of IBC_CHUNK_SIZE zero bytes, never written. */
+const void *ibc_zero_chunk (void);
+
+/* Parse a percentage like "2.5%" or "0.01" (a fraction) into parts per
+ * million.  Returns 0 or -1 after nbdkit_error. */
+int ibc_parse_rate_ppm (const char *key, const char *value, uint32_t *ret);
+
+#endif

@@ -10,6 +10,13 @@
 /* NBDKIT_REGISTER_FILTER defines this; declared for -Wmissing-prototypes. */
 struct nbdkit_filter *filter_init (void);
 
+/* Some foreign filters call down with err == NULL from their own threads
+ * (scan -> cache prefetches): point it somewhere before writing to it. */
+#define IBC_ERR_GUARD(err)                                                     \
+  int err##_sink_;                                                             \
+  if ((err) == NULL)                                                           \
+  (err) = &err##_sink_
+
 /* Writes that must be transformed go down in chunks of at most this size,
  * so bounce buffers stay bounded whatever the request size (up to nbdkit's
  * 64 MiB). */

@@ -297,6 +297,7 @@ static int
 fallback_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct ibc_fallback_io io;
   struct ibc_fallback_piece p;
   int r = 0;
@@ -366,6 +367,7 @@ static int
 fallback_pwrite (nbdkit_next *next, void *handle, const void *buf,
                  uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct ibc_fallback_io io;
   struct ibc_fallback_piece p;
   int r = 0;
@@ -440,6 +442,7 @@ static int
 fallback_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
                uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   (void) handle;
   return zero_or_trim (next, count, offset, flags, err, false);
 }
@@ -448,6 +451,7 @@ static int
 fallback_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
                uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   (void) handle;
   return zero_or_trim (next, count, offset, flags, err, true);
 }
@@ -458,6 +462,7 @@ fallback_extents (nbdkit_next *next, void *handle, uint32_t count,
                   uint64_t offset, uint32_t flags,
                   struct nbdkit_extents *extents, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct ibc_fallback_io io;
   struct ibc_fallback_piece p;
   int r = 0;

@@ -277,6 +277,7 @@ static int
 keyslot_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
                uint64_t offset, uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct crypt_req req;
   int r;
 
@@ -332,6 +333,7 @@ static int
 keyslot_pwrite (nbdkit_next *next, void *handle, const void *buf,
                 uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct crypt_req req;
 
   (void) handle;
@@ -347,6 +349,7 @@ static int
 keyslot_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct crypt_req req;
 
   (void) handle;
@@ -368,6 +371,7 @@ static int
 keyslot_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
               uint32_t flags, int *err)
 {
+  IBC_ERR_GUARD (err);
   struct crypt_req req;
 
   (void) handle;

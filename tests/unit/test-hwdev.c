@@ -1,5 +1,9 @@
 /* Unit tests: emulated inline-encryption devices (spec, crypt, knobs, reset). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -194,6 +198,89 @@ START_TEST (test_program_failure_and_reset)
 }
 END_TEST
 
+/* Threads en/decrypting with two keys while the main thread evicts one of
+ * them over and over: evicting a key with I/O in flight is -EBUSY, the
+ * others succeed, and every result is still right. */
+struct evict_io {
+  struct ibc_hwdev *dev;
+  struct ibc_key *key;
+  const uint8_t *plain, *want;
+  atomic_bool *stop;
+  long runs, bad;
+};
+
+static void *
+evict_io_thread (void *arg)
+{
+  struct evict_io *io = arg;
+  static _Thread_local uint8_t buf[8 * 4096];
+  struct ibc_dun dun = ibc_dun_from_u64 (1000);
+
+  while (!atomic_load (io->stop)) {
+    if (ibc_hwdev_crypt (io->dev, io->key, &dun, io->plain, buf, sizeof buf,
+                         true)
+            != 0
+        || memcmp (buf, io->want, sizeof buf) != 0)
+      io->bad++;
+    io->runs++;
+  }
+  return NULL;
+}
+
+START_TEST (test_evict_with_io_in_flight)
+{
+  struct ibc_hwdev_spec s;
+  struct ibc_hwdev *dev;
+  struct ibc_key *keys[2] = { xts_key (10, 4096, 8), xts_key (90, 4096, 8) };
+  static uint8_t plain[8 * 4096], want[2][8 * 4096];
+  struct ibc_dun dun = ibc_dun_from_u64 (1000);
+  struct evict_io io[4];
+  pthread_t th[4];
+  atomic_bool stop = false;
+  long busy = 0, done = 0;
+  char err[64];
+
+  randombytes_buf (plain, sizeof plain);
+  ck_assert_int_eq (
+      ibc_hwdev_spec_parse ("d0,size=1M,slots=2", &s, err, sizeof err), 0);
+  ck_assert_int_eq (ibc_hwdev_new (&s, NULL, &dev), 0);
+  for (int k = 0; k < 2; k++) {
+    struct ibc_cipher *c;
+    ck_assert_int_eq (ibc_cipher_new (keys[k], &c), 0);
+    ck_assert_int_eq (
+        ibc_cipher_encrypt (c, &dun, plain, want[k], sizeof plain), 0);
+    ibc_cipher_free (c);
+  }
+  for (int t = 0; t < 4; t++) {
+    io[t] = (struct evict_io){
+      dev, keys[t % 2], plain, want[t % 2], &stop, 0, 0
+    };
+    pthread_create (&th[t], NULL, evict_io_thread, &io[t]);
+  }
+  for (int i = 0;
+       i < (getenv ("IBC_TEST_QUICK") ? 200 : 20000) || busy == 0 || done == 0;
+       i++) {
+    int r = ibc_profile_evict_key (ibc_hwdev_profile (dev), keys[0]);
+    ck_assert (r == 0 || r == -EBUSY);
+    busy += r == -EBUSY;
+    done += r == 0;
+    if (i > 2000000)
+      break;
+  }
+  atomic_store (&stop, true);
+  for (int t = 0; t < 4; t++) {
+    pthread_join (th[t], NULL);
+    ck_assert_int_eq (io[t].bad, 0);
+    ck_assert_int_gt (io[t].runs, 0);
+  }
+  ck_assert_int_gt (busy, 0);
+  ck_assert_int_gt (done, 0);
+  ibc_hwdev_free (dev);
+  ibc_key_unref (keys[0]);
+  ibc_key_unref (keys[1]);
+}
+END_TEST
+
 static Suite *
 hwdev_suite (void)
 {
@@ -204,6 +291,7 @@ hwdev_suite (void)
   tcase_add_test (tc, test_crypt_matches_cipher);
   tcase_add_test (tc, test_raw_key_per_request_and_integrity);
   tcase_add_test (tc, test_program_failure_and_reset);
+  tcase_add_test (tc, test_evict_with_io_in_flight);
   suite_add_tcase (s, tc);
   return s;
 }

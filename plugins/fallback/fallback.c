@@ -211,19 +211,27 @@ fallback_block_size (nbdkit_next *next, void *handle, uint32_t *minimum,
   return 0;
 }
 
-/* Encrypted ranges never report zeros: we answer extents ourselves. */
+/* Encrypted ranges never report zeros: we answer extents ourselves.  The
+ * layer below is asked too: nbdkit caches its answer only when asked, and
+ * plain ranges pass extents down. */
 static int
 fallback_can_extents (nbdkit_next *next, void *handle)
 {
-  (void) next, (void) handle;
+  (void) handle;
+  if (next->can_extents (next) == -1)
+    return -1;
   return 1;
 }
 
-/* Zero and trim are ours: encrypted zeros on crypt ranges. */
+/* Zero and trim are ours: encrypted zeros on crypt ranges.  Plain ranges
+ * (and native crypt ranges) call the layer below's zero, which nbdkit only
+ * allows once its can_zero has been asked. */
 static int
 fallback_can_zero (nbdkit_next *next, void *handle)
 {
-  (void) next, (void) handle;
+  (void) handle;
+  if (next->can_zero (next) == -1)
+    return -1;
   return NBDKIT_ZERO_NATIVE;
 }
 
@@ -237,7 +245,9 @@ fallback_can_fast_zero (nbdkit_next *next, void *handle)
 static int
 fallback_can_trim (nbdkit_next *next, void *handle)
 {
-  (void) next, (void) handle;
+  (void) handle;
+  if (next->can_trim (next) == -1)
+    return -1;
   return 1;
 }
 
@@ -327,37 +337,69 @@ fallback_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
   return r < 0 ? -1 : 0;
 }
 
-/* Write a software piece: encrypt src (zeros if NULL) chunk by chunk. */
+/* Write a crypt piece from src, or zeros when src is NULL: software pieces
+ * are encrypted here chunk by chunk; native pieces go down with their
+ * context (zeros as zero chunks: the device encrypts whatever it writes,
+ * and the layer below may not be able to zero at all). */
 static int
-write_software (nbdkit_next *next, struct ibc_fallback_piece *p,
-                const char *src, uint32_t flags, int *err)
+write_crypt (nbdkit_next *next, struct ibc_fallback_piece *p, const char *src,
+             uint32_t flags, int *err)
 {
   struct ibc_dun dun = p->dun;
   uint64_t done = 0;
   uint32_t dus = p->binding->config.data_unit_size;
+  bool sw = p->action == IBC_PIECE_SOFTWARE;
 
+  if (!sw && src) {
+    ibc_ctx_push (&p->ctx);
+    int r = next->pwrite (next, src, (uint32_t) p->len, p->off, flags, err);
+    ibc_ctx_pop ();
+    return r;
+  }
   while (done < p->len) {
     uint32_t n = p->len - done < IBC_CHUNK_SIZE ? (uint32_t) (p->len - done)
                                                 : IBC_CHUNK_SIZE;
-    void *bounce = ibc_bounce (n);
+    const void *out = ibc_zero_chunk ();
     int r;
 
-    if (bounce == NULL) {
-      *err = ENOMEM;
-      return -1;
+    if (sw) {
+      void *bounce = ibc_bounce (n);
+      if (bounce == NULL) {
+        *err = ENOMEM;
+        return -1;
+      }
+      r = ibc_fallback_crypt (fb, p->key, &dun, src ? src + done : out, bounce,
+                              n, true);
+      if (r < 0)
+        return sw_error (r, err);
+      out = bounce;
     }
-    r = ibc_fallback_crypt (fb, p->key, &dun,
-                            src ? src + done : ibc_zero_chunk (), bounce, n,
-                            true);
-    if (r < 0)
-      return sw_error (r, err);
     ibc_ctx_push (&p->ctx);
-    r = next->pwrite (next, bounce, n, p->off + done, flags, err);
+    r = next->pwrite (next, out, n, p->off + done,
+                      done + n == p->len ? flags : flags & ~NBDKIT_FLAG_FUA,
+                      err);
     ibc_ctx_pop ();
     if (r == -1)
       return -1;
     ibc_dun_add (&dun, n / dus);
     done += n;
+  }
+  return 0;
+}
+
+/* Zeros for a layer below that cannot zero: the shared zero chunk. */
+static int
+write_plain_zeros (nbdkit_next *next, uint32_t count, uint64_t offset,
+                   uint32_t flags, int *err)
+{
+  while (count > 0) {
+    uint32_t n = count < IBC_CHUNK_SIZE ? count : IBC_CHUNK_SIZE;
+    if (next->pwrite (next, ibc_zero_chunk (), n, offset,
+                      n == count ? flags & NBDKIT_FLAG_FUA : 0, err)
+        == -1)
+      return -1;
+    offset += n;
+    count -= n;
   }
   return 0;
 }
@@ -381,8 +423,8 @@ fallback_pwrite (nbdkit_next *next, void *handle, const void *buf,
     r = piece_error (&p, err);
     if (r < 0)
       break;
-    if (p.action == IBC_PIECE_SOFTWARE) {
-      r = write_software (next, &p, b, flags, err);
+    if (p.action != IBC_PIECE_PLAIN) {
+      r = write_crypt (next, &p, b, flags, err);
       continue;
     }
     ibc_ctx_push (&p.ctx);
@@ -393,8 +435,11 @@ fallback_pwrite (nbdkit_next *next, void *handle, const void *buf,
   return r < 0 ? -1 : 0;
 }
 
-/* Zero: plain pieces pass down; crypt pieces get encrypted zeros (native
- * pieces by the device below, which encrypts what it zeroes). */
+/* Zero and trim.  Crypt pieces get encrypted zeros (trim too, unless the
+ * binding allows discards: a trimmed crypt range would read back as
+ * garbage, yet loop and nbdfuse turn zeroing into trims).  Plain pieces
+ * pass down as what they are, when the layer below can do it: zero falls
+ * back to writing zeros, and trim, being advisory, to nothing. */
 static int
 zero_or_trim (nbdkit_next *next, uint32_t count, uint64_t offset,
               uint32_t flags, int *err, bool trim)
@@ -407,32 +452,21 @@ zero_or_trim (nbdkit_next *next, uint32_t count, uint64_t offset,
     return -1;
   while (r == 0 && ibc_fallback_io_next (&io, &p)) {
     uint32_t len = (uint32_t) p.len;
-    bool crypt = p.binding->kind == IBC_BINDING_CRYPT;
 
-    /* A trim of a crypt range without allow_discards would read back as
-     * garbage, yet callers (loop, nbdfuse) expect zeros: write zeros. */
-    if (trim && crypt && p.binding->allow_discards) {
+    if (p.action == IBC_PIECE_PLAIN || (trim && p.binding->allow_discards)) {
       ibc_ctx_push (&p.ctx);
-      r = next->trim (next, len, p.off, flags, err);
+      if (trim && next->can_trim (next) == 1)
+        r = next->trim (next, len, p.off, flags, err);
+      else if (!trim && next->can_zero (next) > NBDKIT_ZERO_NONE)
+        r = next->zero (next, len, p.off, flags & ~NBDKIT_FLAG_FAST_ZERO, err);
+      else if (!trim)
+        r = write_plain_zeros (next, len, p.off, flags, err);
       ibc_ctx_pop ();
       continue;
     }
     r = piece_error (&p, err);
-    if (r < 0)
-      break;
-    if (p.action == IBC_PIECE_SOFTWARE) {
-      r = write_software (next, &p, NULL, flags & NBDKIT_FLAG_FUA, err);
-      continue;
-    }
-    ibc_ctx_push (&p.ctx);
-    if (trim && !crypt)
-      r = next->trim (next, len, p.off, flags, err);
-    else
-      r = next->zero (next, len, p.off,
-                      crypt ? flags & NBDKIT_FLAG_FUA
-                            : flags & ~NBDKIT_FLAG_FAST_ZERO,
-                      err);
-    ibc_ctx_pop ();
+    if (r == 0)
+      r = write_crypt (next, &p, NULL, flags & NBDKIT_FLAG_FUA, err);
   }
   ibc_fallback_io_end (&io);
   return r < 0 ? -1 : 0;

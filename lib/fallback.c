@@ -42,6 +42,7 @@ struct ibc_fallback {
   pthread_mutex_t update_lock;
   struct keyring_entry *keyring;
   size_t nkeyring;
+  _Atomic uint64_t device_size;
   atomic_uint_fast64_t native_pieces, software_pieces, software_bytes;
   atomic_uint_fast64_t plain_pieces, missing_key_errors, table_swaps;
 };
@@ -518,6 +519,54 @@ ibc_fallback_remove_key (struct ibc_fallback *fb, const char *name, bool force,
 out:
   pthread_mutex_unlock (&fb->update_lock);
   return r;
+}
+
+void
+ibc_fallback_keyring_foreach (struct ibc_fallback *fb, ibc_fallback_key_fn fn,
+                              void *opaque)
+{
+  pthread_mutex_lock (&fb->update_lock);
+  for (size_t i = 0; i < fb->nkeyring; i++)
+    fn (fb->keyring[i].name, fb->keyring[i].key, opaque);
+  pthread_mutex_unlock (&fb->update_lock);
+}
+
+size_t
+ibc_fallback_foreach_bound (struct ibc_fallback *fb, const char *name,
+                            ibc_fallback_key_fn fn, void *opaque)
+{
+  unsigned t = ibc_srcu_read_lock (&fb->srcu);
+  const struct bound *b = atomic_load (&fb->bound);
+  size_t n = 0, count = b ? ibc_crypt_table_count (b->table) : 0;
+
+  for (size_t i = 0; i < count; i++) {
+    const struct ibc_binding *bd = ibc_crypt_table_binding (b->table, i);
+    bool seen = false;
+
+    if (b->keys[i] == NULL || bd->key_ref != IBC_KEY_REF_NAME
+        || strcmp (bd->key, name) != 0)
+      continue;
+    for (size_t j = 0; j < i; j++)
+      seen |= b->keys[j] == b->keys[i];
+    if (seen)
+      continue;
+    fn (name, b->keys[i], opaque);
+    n++;
+  }
+  ibc_srcu_read_unlock (&fb->srcu, t);
+  return n;
+}
+
+void
+ibc_fallback_set_device_size (struct ibc_fallback *fb, uint64_t size)
+{
+  atomic_store (&fb->device_size, size);
+}
+
+uint64_t
+ibc_fallback_device_size (struct ibc_fallback *fb)
+{
+  return atomic_load (&fb->device_size);
 }
 
 int

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <nbdkit-filter.h>
 
+#include "ibcrypt/agent.h"
 #include "ibcrypt/fallback.h"
 #include "ibcrypt/registry.h"
 #include "ibcrypt/status.h"
@@ -27,6 +28,14 @@ static int
 fallback_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                  const char *key, const char *value)
 {
+  const char *agent_err;
+  int r = ibc_agent_config (key, value, &agent_err);
+
+  if (r != 0) {
+    if (r < 0)
+      nbdkit_error ("%s", agent_err);
+    return r < 0 ? -1 : 0;
+  }
   if (strcmp (key, "fallback-table") == 0) {
     table_file = value;
     return 0;
@@ -41,10 +50,10 @@ fallback_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return 0;
   }
   if (strcmp (key, "fallback-enabled") == 0) {
-    int r = nbdkit_parse_bool (value);
-    if (r == -1)
+    int enabled = nbdkit_parse_bool (value);
+    if (enabled == -1)
       return -1;
-    opts.enabled = r;
+    opts.enabled = enabled;
     return 0;
   }
   if (strcmp (key, "fallback-status-file") == 0) {
@@ -71,6 +80,8 @@ fallback_config_complete (nbdkit_next_config_complete *next,
   size_t size = 0;
 
   if (table_file == NULL) {
+    if (ibc_agent_configured ())
+      return next (nxdata); /* ibcryptd will map a table */
     nbdkit_error ("fallback-table=FILE is required");
     return -1;
   }
@@ -111,6 +122,8 @@ fallback_describe (const struct ibc_device *d, struct json_object *o)
                           json_object_new_uint64 (st.missing_key_errors));
   json_object_object_add (o, "table_swaps",
                           json_object_new_uint64 (st.table_swaps));
+  json_object_object_add (
+      o, "table_size", json_object_new_uint64 (ibc_fallback_size (d->opaque)));
 }
 
 /* Bind the table over the layer below and publish ours on top. */
@@ -126,14 +139,17 @@ fallback_get_ready (int thread_model)
     nbdkit_error ("fallback: %s", strerror (-r));
     return -1;
   }
-  r = ibc_fallback_set_table (fb, table_text, 0, err, sizeof err);
+  r = table_text ? ibc_fallback_set_table (fb, table_text, 0, err, sizeof err)
+                 : 0;
   if (r < 0) {
     nbdkit_error ("fallback-table '%s': %s", table_file, err);
     return -1;
   }
   r = ibc_layer_new (IBC_LAYER_FALLBACK, "fallback", &layer);
   if (r == 0)
-    r = ibc_layer_add_device (layer, "crypt0", 0, ibc_fallback_size (fb),
+    /* The table (and so the size) may change: the device runs to the end;
+     * the status reports the table's size. */
+    r = ibc_layer_add_device (layer, "crypt0", 0, UINT64_MAX,
                               ibc_fallback_profile (fb), fb);
   if (r == 0) {
     ibc_layer_set_describe (layer, fallback_describe);
@@ -153,11 +169,26 @@ write_status (void)
     nbdkit_error ("fallback-status-file '%s': %m", status_file);
 }
 
+/* Start the agent: threads must start after nbdkit forks. */
+static int
+fallback_after_fork (nbdkit_backend *backend)
+{
+  int r = ibc_agent_start ();
+
+  (void) backend;
+  if (r < 0) {
+    nbdkit_error ("starting the ibcrypt agent: %s", strerror (-r));
+    return -1;
+  }
+  return 0;
+}
+
 /* Wipe every key.  (No status here: nbdkit unloads inner filters first,
  * so the layers below are gone already.) */
 static void
 fallback_unload (void)
 {
+  ibc_agent_stop ();
   ibc_layer_free (layer);
   ibc_fallback_free (fb);
   free (table_text);
@@ -172,6 +203,13 @@ fallback_prepare (nbdkit_next *next, void *handle, int readonly)
   (void) handle, (void) readonly;
   if (size < 0)
     return -1;
+  ibc_fallback_set_device_size (fb, (uint64_t) size);
+  if (ibc_fallback_size (fb) == 0) {
+    nbdkit_error ("no crypt table is mapped to instance '%s' yet "
+                  "(ibcryptctl map %s TABLE)",
+                  ibc_agent_instance (), ibc_agent_instance ());
+    return -1;
+  }
   if ((uint64_t) size != ibc_fallback_size (fb)) {
     nbdkit_error ("fallback-table covers %" PRIu64 " bytes but the device "
                   "below has %" PRIi64,
@@ -542,6 +580,7 @@ static struct nbdkit_filter filter = {
   .config_complete = fallback_config_complete,
   .config_help = fallback_config_help,
   .get_ready = fallback_get_ready,
+  .after_fork = fallback_after_fork,
   .unload = fallback_unload,
   .prepare = fallback_prepare,
   .finalize = fallback_finalize,

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <nbdkit-filter.h>
 
+#include "ibcrypt/agent.h"
 #include "ibcrypt/ctx.h"
 #include "ibcrypt/hwdev.h"
 #include "ibcrypt/registry.h"
@@ -34,7 +35,14 @@ keyslot_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                 const char *key, const char *value)
 {
   char err[256];
+  const char *agent_err;
+  int r = ibc_agent_config (key, value, &agent_err);
 
+  if (r != 0) {
+    if (r < 0)
+      nbdkit_error ("%s", agent_err);
+    return r < 0 ? -1 : 0;
+  }
   if (strcmp (key, "keyslot-device") == 0) {
     if (nspecs == MAX_DEVICES) {
       nbdkit_error ("keyslot-device: at most %d devices", MAX_DEVICES);
@@ -139,10 +147,26 @@ keyslot_get_ready (int thread_model)
   return 0;
 }
 
-/* Free the devices (no I/O runs any more). */
+/* Start the agent (if this is the only ibcrypt layer that got the
+ * ibcrypt-socket key): threads must start after nbdkit forks. */
+static int
+keyslot_after_fork (nbdkit_backend *backend)
+{
+  int r = ibc_agent_start ();
+
+  (void) backend;
+  if (r < 0) {
+    nbdkit_error ("starting the ibcrypt agent: %s", strerror (-r));
+    return -1;
+  }
+  return 0;
+}
+
+/* Free the devices (no I/O runs any more); the agent stops first. */
 static void
 keyslot_unload (void)
 {
+  ibc_agent_stop ();
   ibc_layer_free (layer);
   for (size_t i = 0; i < nspecs; i++)
     ibc_hwdev_free (devices[i]);
@@ -386,6 +410,7 @@ static struct nbdkit_filter filter = {
   .config = keyslot_config,
   .config_help = keyslot_config_help,
   .get_ready = keyslot_get_ready,
+  .after_fork = keyslot_after_fork,
   .unload = keyslot_unload,
   .prepare = keyslot_prepare,
   .pread = keyslot_pread,

@@ -84,6 +84,23 @@ int ibc_fallback_add_key (struct ibc_fallback *fb, const char *name,
 int ibc_fallback_remove_key (struct ibc_fallback *fb, const char *name,
                              bool force, char *err, size_t errlen);
 
+/* Call fn for each keyring entry, under the update lock (fn must not call
+ * back into fb). */
+typedef void (*ibc_fallback_key_fn) (const char *name,
+                                     const struct ibc_key *key, void *opaque);
+void ibc_fallback_keyring_foreach (struct ibc_fallback *fb,
+                                   ibc_fallback_key_fn fn, void *opaque);
+
+/* Call fn for each distinct key bound under ":NAME" in the table in force
+ * (read side: fn may evict it).  Returns how many there were. */
+size_t ibc_fallback_foreach_bound (struct ibc_fallback *fb, const char *name,
+                                   ibc_fallback_key_fn fn, void *opaque);
+
+/* The size of the device the table must cover, once known (the filter
+ * learns it from the layer below); 0 = unknown, the table defines it. */
+void ibc_fallback_set_device_size (struct ibc_fallback *fb, uint64_t size);
+uint64_t ibc_fallback_device_size (struct ibc_fallback *fb);
+
 /* ---- the data path ---- */
 
 enum ibc_piece_action {

@@ -101,6 +101,11 @@ struct ibc_keyslot {
   unsigned index;
   struct ibc_keyslot *hash_next; /* chain in the bucket of key */
   struct ibc_key *key;           /* NULL = holds no key; one reference */
+  /* A key unlinked while the slot was busy (evict -> -EBUSY): the device
+   * may still hold its state, so the evict op runs for it once the slot
+   * is idle (scrub_residues) or the slot is reprogrammed.  One reference;
+   * changed under the write lock. */
+  struct ibc_key *residue;
   struct ibc_profile *profile;
   /* Written when a neighbour on the idle list comes or goes, so kept off
    * the line above. */
@@ -121,6 +126,7 @@ struct ibc_profile {
   unsigned log_slot_ht_size;
   struct ibc_keyslot **slot_hashtable; /* NULL when num_slots == 0 */
   struct ibc_keyslot *slots;           /* NULL when num_slots == 0 */
+  unsigned nr_residues;                /* slots with a residue; write lock */
 
   /* Written by every reader. */
   alignas (CACHELINE) pthread_rwlock_t lock;
@@ -139,6 +145,9 @@ struct ibc_profile {
   atomic_uint_fast64_t waits;
   struct stat_shard shards[STAT_SHARDS];
 };
+
+static void drop_residue (struct ibc_profile *profile,
+                          struct ibc_keyslot *slot);
 
 /* ---- small helpers ---- */
 
@@ -378,8 +387,10 @@ ibc_profile_free (struct ibc_profile *profile)
 {
   if (profile == NULL)
     return;
-  for (unsigned i = 0; i < profile->num_slots; i++)
+  for (unsigned i = 0; i < profile->num_slots; i++) {
     ibc_key_unref (profile->slots[i].key);
+    ibc_key_unref (profile->slots[i].residue);
+  }
   pthread_cond_destroy (&profile->idle_slots_cond);
   pthread_mutex_destroy (&profile->idle_slots_lock);
   pthread_rwlock_destroy (&profile->lock);
@@ -488,8 +499,10 @@ ibc_profile_get_keyslot (struct ibc_profile *profile, const struct ibc_key *key,
 
   r = profile->ops->keyslot_program (profile, key, slot->index,
                                      profile->opaque);
-  /* Success or not, the slot no longer holds its old key. */
+  /* Success or not, the slot no longer holds its old key, nor what an
+   * earlier busy eviction left in it. */
   old = unlink_key (profile, slot);
+  drop_residue (profile, slot);
   if (r != 0) {
     if (r > 0)
       r = -EIO;
@@ -588,6 +601,40 @@ stale_release (struct stale_keys *st)
   free (st->v);
 }
 
+/* Write lock held: forget slot's residue (the device state it stood for
+ * has just been overwritten or lost).  The last reference is rarely ours:
+ * the key's owner holds one until it is done with it. */
+static void
+drop_residue (struct ibc_profile *profile, struct ibc_keyslot *slot)
+{
+  if (slot->residue == NULL)
+    return;
+  ibc_key_unref (slot->residue);
+  slot->residue = NULL;
+  profile->nr_residues--;
+}
+
+/* Write lock held: run the evict op for residues whose slots went idle,
+ * so no key state outlives its eviction in the device (the kernel leaves
+ * it there until the slot is reused). */
+static void
+scrub_residues (struct ibc_profile *profile)
+{
+  for (unsigned i = 0; profile->nr_residues && i < profile->num_slots; i++) {
+    struct ibc_keyslot *s = &profile->slots[i];
+
+    if (s->residue == NULL
+        || atomic_load_explicit (&s->refs, memory_order_acquire) != 0)
+      continue;
+    if (profile->ops->keyslot_evict) {
+      profile->ops->keyslot_evict (profile, s->residue, (int) i,
+                                   profile->opaque);
+      stat_inc (&profile->evictions);
+    }
+    drop_residue (profile, s);
+  }
+}
+
 /* Takes the write lock; may sleep in the evict op.  Returns 0 (also for a
  * key in no slot, or no evict op), -EBUSY (slot in use; op not called), or
  * the op's error. */
@@ -612,6 +659,7 @@ ibc_profile_evict_key (struct ibc_profile *profile, const struct ibc_key *key)
     return 0;
 
   pthread_rwlock_wrlock (&profile->lock);
+  scrub_residues (profile);
   slot = find_keyslot (profile, key);
   if (slot == NULL) {
     pthread_rwlock_unlock (&profile->lock);
@@ -623,8 +671,15 @@ ibc_profile_evict_key (struct ibc_profile *profile, const struct ibc_key *key)
     r = ops->keyslot_evict (profile, key, (int) slot->index, profile->opaque);
     stat_inc (&profile->evictions);
   }
-  /* In all found cases: the caller may free the key right after. */
+  /* In all found cases the slot is unlinked: the key may be looked up
+   * again, but not found here.  A busy slot keeps the key as a residue
+   * until its state can be evicted. */
   old = unlink_key (profile, slot);
+  if (r == -EBUSY) {
+    slot->residue = old;
+    profile->nr_residues++;
+    old = NULL;
+  }
   pthread_rwlock_unlock (&profile->lock);
   ibc_key_unref (old);
   return r;
@@ -659,6 +714,9 @@ ibc_profile_reprogram_all (struct ibc_profile *profile)
   stale_init (&st, profile->num_slots);
   pthread_rwlock_wrlock (&profile->lock);
   wait_all_idle (profile);
+  /* The reset lost whatever busy evictions left behind. */
+  for (unsigned i = 0; i < profile->num_slots; i++)
+    drop_residue (profile, &profile->slots[i]);
   for (unsigned i = 0; i < profile->num_slots; i++) {
     struct ibc_keyslot *s = &profile->slots[i];
     int r;
@@ -699,8 +757,10 @@ ibc_profile_forget_all (struct ibc_profile *profile)
       free (st.v);
       return -EBUSY;
     }
-  for (unsigned i = 0; i < profile->num_slots; i++)
+  for (unsigned i = 0; i < profile->num_slots; i++) {
     stale_add (&st, unlink_key (profile, &profile->slots[i]));
+    drop_residue (profile, &profile->slots[i]);
+  }
   pthread_rwlock_unlock (&profile->lock);
   stale_release (&st);
   return 0;

@@ -534,23 +534,26 @@ START_TEST (test_evict)
   ck_assert_uint_eq (ibc_keyslot_index (s), 1);
   ibc_keyslot_put (s);
 
-  /* Success: one op call with the slot and key. */
+  /* Success: the residue the busy eviction left in slot 0 (now idle) is
+   * evicted first, then the key from slot 1. */
   ck_assert_int_eq (ibc_profile_evict_key (p, a), 0);
-  ck_assert_uint_eq (fake.nevict, 1);
-  ck_assert_int_eq (fake.evict[0].slot, 1);
+  ck_assert_uint_eq (fake.nevict, 2);
+  ck_assert_int_eq (fake.evict[0].slot, 0);
   ck_assert_ptr_eq (fake.evict[0].key, a);
+  ck_assert_int_eq (fake.evict[1].slot, 1);
+  ck_assert_ptr_eq (fake.evict[1].key, a);
   ck_assert (!info (p, 1).programmed);
   ck_assert_int_eq (ibc_profile_evict_key (p, a), 0);
-  ck_assert_uint_eq (fake.nevict, 1);
+  ck_assert_uint_eq (fake.nevict, 2);
 
   /* The op's error is returned, and the slot is unlinked anyway. */
   ibc_keyslot_put (get (p, b));
   fake.evict_ret = -EIO;
   ck_assert_int_eq (ibc_profile_evict_key (p, b), -EIO);
-  ck_assert_uint_eq (fake.nevict, 2);
+  ck_assert_uint_eq (fake.nevict, 3);
   ck_assert (!info (p, 0).programmed && !info (p, 1).programmed);
   ibc_profile_get_stats (p, &st);
-  ck_assert_uint_eq (st.evictions, 2);
+  ck_assert_uint_eq (st.evictions, 3);
   ibc_profile_free (p);
   ibc_key_unref (a);
   ibc_key_unref (b);

@@ -52,17 +52,26 @@ START_TEST (test_srcu_readers_never_see_freed)
    * done plenty of reads across the swaps. */
   while (atomic_load (&reads) == 0)
     ;
+  struct obj **retired = NULL;
+  size_t nretired = 0;
   for (int i = 0; i < swaps || atomic_load (&reads) < 20000; i++) {
     struct obj *n = malloc (sizeof *n);
     n->state = LIVE;
     struct obj *old = atomic_exchange (&published, n);
     ibc_srcu_synchronize (&srcu);
-    /* Poison instead of freeing so a late reader is detected, not UB. */
+    /* Poison instead of freeing so a late reader is detected, not UB;
+     * freed once the readers are gone. */
     old->state = DEAD;
+    retired = realloc (retired, (nretired + 1) * sizeof *retired);
+    retired[nretired++] = old;
   }
   atomic_store (&stop, true);
   for (int i = 0; i < 4; i++)
     pthread_join (th[i], NULL);
+  for (size_t i = 0; i < nretired; i++)
+    free (retired[i]);
+  free (retired);
+  free (atomic_load (&published));
   ck_assert_int_eq (atomic_load (&violations), 0);
   ck_assert_int_gt (atomic_load (&reads), 0);
 }

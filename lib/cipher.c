@@ -6,6 +6,7 @@
 
 #include "cipher-internal.h"
 #include "ibcrypt/cipher.h"
+#include "ibcrypt/secmem.h"
 
 /* Immutable after ibc_cipher_new: any number of threads may use it at once;
  * the backends keep their per-thread scratch state lock-free. */
@@ -62,6 +63,9 @@ ibc_cipher_new_raw (enum ibc_mode mode, uint32_t data_unit_size,
   c->impl = impl;
   c->dus = data_unit_size;
   r = impl->setup (bytes, size, data_unit_size, &c->state);
+  /* Key expansion (ours and OpenSSL's) leaves key bytes in dead stack
+   * frames of whichever thread programs a keyslot. */
+  ibc_secmem_wipe_stack ();
   if (r < 0) {
     free (c);
     return r;

@@ -197,6 +197,14 @@ out:
 
 /* The device's keyslot program op: build the slot's cipher.  Called by the
  * profile under its write lock with the slot idle. */
+static void
+sleep_us (uint32_t us)
+{
+  struct timespec ts = { us / 1000000, (long) (us % 1000000) * 1000 };
+
+  nanosleep (&ts, NULL);
+}
+
 static int
 hwdev_program (struct ibc_profile *profile, const struct ibc_key *key,
                unsigned slot, void *opaque)
@@ -338,6 +346,8 @@ ibc_hwdev_crypt (struct ibc_hwdev *dev, const struct ibc_key *key,
   }
   r = encrypt ? ibc_cipher_encrypt (cipher, dun, in, out, len)
               : ibc_cipher_decrypt (cipher, dun, in, out, len);
+  if (dev->knobs.crypt_delay_us)
+    sleep_us (dev->knobs.crypt_delay_us);
   if (slot)
     ibc_keyslot_put (slot);
   else

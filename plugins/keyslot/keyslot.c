@@ -63,6 +63,8 @@ keyslot_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   }
   if (strcmp (key, "keyslot-program-delay") == 0)
     return nbdkit_parse_uint32_t (key, value, &knobs.program_delay_us);
+  if (strcmp (key, "keyslot-crypt-delay") == 0)
+    return nbdkit_parse_uint32_t (key, value, &knobs.crypt_delay_us);
   if (strcmp (key, "keyslot-program-fail-rate") == 0)
     return ibc_parse_rate_ppm (key, value, &knobs.program_fail_ppm);
   if (strcmp (key, "keyslot-reset-file") == 0) {

@@ -43,6 +43,9 @@ int ibc_hwdev_spec_parse (const char *s, struct ibc_hwdev_spec *ret_spec,
 struct ibc_hwdev_knobs {
   uint32_t program_delay_us; /* sleep in every keyslot program */
   uint32_t program_fail_ppm; /* program failure rate, parts per million */
+  /* Latency of the inline crypto engine: every request holds its keyslot
+   * this much longer (what makes "evict with I/O in flight" observable). */
+  uint32_t crypt_delay_us;
 };
 
 struct ibc_hwdev_stats {

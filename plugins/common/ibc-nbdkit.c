@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ibc-nbdkit.h"
+#include "ibcrypt/agent.h"
 
 struct bounce {
   void *buf;
@@ -94,5 +95,29 @@ ibc_parse_rate_ppm (const char *key, const char *value, uint32_t *ret)
     return -1;
   }
   *ret = (uint32_t) (v * 1000000 + 0.5);
+  return 0;
+}
+
+int
+ibc_nbdkit_agent_config (const char *key, const char *value)
+{
+  const char *err;
+  int r = ibc_agent_config (key, value, &err);
+
+  if (r < 0)
+    nbdkit_error ("%s: %s", key, err);
+  return r;
+}
+
+int
+ibc_nbdkit_after_fork (nbdkit_backend *backend)
+{
+  int r = ibc_agent_start ();
+
+  (void) backend;
+  if (r < 0) {
+    nbdkit_error ("starting the ibcrypt agent: %s", strerror (-r));
+    return -1;
+  }
   return 0;
 }

@@ -29,6 +29,15 @@ void *ibc_bounce (size_t len);
 /* A buffer of IBC_CHUNK_SIZE zero bytes, never written. */
 const void *ibc_zero_chunk (void);
 
+/* For every filter's .config, before its own keys: the agent's keys
+ * (ibcrypt-socket, ibcrypt-name).  1 consumed, 0 not ours, -1 bad value
+ * (reported with nbdkit_error). */
+int ibc_nbdkit_agent_config (const char *key, const char *value);
+
+/* Every filter's .after_fork: start the agent (threads must start after
+ * nbdkit forks; only the first call acts). */
+int ibc_nbdkit_after_fork (nbdkit_backend *backend);
+
 /* Parse a percentage like "2.5%" or "0.01" (a fraction) into parts per
  * million.  Returns 0 or -1 after nbdkit_error. */
 int ibc_parse_rate_ppm (const char *key, const char *value, uint32_t *ret);

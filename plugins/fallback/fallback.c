@@ -28,14 +28,10 @@ static int
 fallback_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                  const char *key, const char *value)
 {
-  const char *agent_err;
-  int r = ibc_agent_config (key, value, &agent_err);
+  int r = ibc_nbdkit_agent_config (key, value);
 
-  if (r != 0) {
-    if (r < 0)
-      nbdkit_error ("%s", agent_err);
+  if (r != 0)
     return r < 0 ? -1 : 0;
-  }
   if (strcmp (key, "fallback-table") == 0) {
     table_file = value;
     return 0;
@@ -167,20 +163,6 @@ write_status (void)
 {
   if (status_file && ibc_status_write_file (status_file) < 0)
     nbdkit_error ("fallback-status-file '%s': %m", status_file);
-}
-
-/* Start the agent: threads must start after nbdkit forks. */
-static int
-fallback_after_fork (nbdkit_backend *backend)
-{
-  int r = ibc_agent_start ();
-
-  (void) backend;
-  if (r < 0) {
-    nbdkit_error ("starting the ibcrypt agent: %s", strerror (-r));
-    return -1;
-  }
-  return 0;
 }
 
 /* Wipe every key.  (No status here: nbdkit unloads inner filters first,
@@ -580,7 +562,7 @@ static struct nbdkit_filter filter = {
   .config_complete = fallback_config_complete,
   .config_help = fallback_config_help,
   .get_ready = fallback_get_ready,
-  .after_fork = fallback_after_fork,
+  .after_fork = ibc_nbdkit_after_fork,
   .unload = fallback_unload,
   .prepare = fallback_prepare,
   .finalize = fallback_finalize,

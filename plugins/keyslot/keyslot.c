@@ -35,14 +35,10 @@ keyslot_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                 const char *key, const char *value)
 {
   char err[256];
-  const char *agent_err;
-  int r = ibc_agent_config (key, value, &agent_err);
+  int r = ibc_nbdkit_agent_config (key, value);
 
-  if (r != 0) {
-    if (r < 0)
-      nbdkit_error ("%s", agent_err);
+  if (r != 0)
     return r < 0 ? -1 : 0;
-  }
   if (strcmp (key, "keyslot-device") == 0) {
     if (nspecs == MAX_DEVICES) {
       nbdkit_error ("keyslot-device: at most %d devices", MAX_DEVICES);
@@ -82,7 +78,8 @@ keyslot_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   "keyslot-program-delay=USEC   Sleep in every keyslot program.\n"             \
   "keyslot-program-fail-rate=P  Fail this share of programs (e.g. 5%).\n"      \
   "keyslot-reset-file=PATH      While PATH exists, reset the devices\n"        \
-  "                             (lose and reprogram all keys) once."
+  "                             (lose and reprogram all keys) once.\n"         \
+  "ibcrypt-socket=PATH, ibcrypt-name=NAME  Connect to ibcryptd (ibcrypt(7))."
 
 /* Device counters for the status. */
 static void
@@ -144,21 +141,6 @@ keyslot_get_ready (int thread_model)
   r = ibc_layer_publish (layer);
   if (r < 0) {
     nbdkit_error ("keyslot: publishing the layer: %s", strerror (-r));
-    return -1;
-  }
-  return 0;
-}
-
-/* Start the agent (if this is the only ibcrypt layer that got the
- * ibcrypt-socket key): threads must start after nbdkit forks. */
-static int
-keyslot_after_fork (nbdkit_backend *backend)
-{
-  int r = ibc_agent_start ();
-
-  (void) backend;
-  if (r < 0) {
-    nbdkit_error ("starting the ibcrypt agent: %s", strerror (-r));
     return -1;
   }
   return 0;
@@ -412,7 +394,7 @@ static struct nbdkit_filter filter = {
   .config = keyslot_config,
   .config_help = keyslot_config_help,
   .get_ready = keyslot_get_ready,
-  .after_fork = keyslot_after_fork,
+  .after_fork = ibc_nbdkit_after_fork,
   .unload = keyslot_unload,
   .prepare = keyslot_prepare,
   .pread = keyslot_pread,

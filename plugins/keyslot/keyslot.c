@@ -17,7 +17,7 @@
 #include "ibcrypt/registry.h"
 #include "ibc-nbdkit.h"
 
-#define MAX_DEVICES 64
+#define MAX_DEVICES 1024
 
 static struct ibc_hwdev_spec specs[MAX_DEVICES];
 static size_t nspecs;

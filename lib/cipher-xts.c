@@ -1,6 +1,8 @@
 /* AES-256-XTS and SM4-XTS backends: the kernel's xts(aes) and xts(sm4) with
- * the plain64 IV (the DUN, little endian), on OpenSSL. */
+ * the plain64 IV (the DUN, little endian), on OpenSSL, and AES-256-XTS on
+ * our VAES/AVX-512 code (cipher-xts-vaes.c) where the CPU allows. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@
 
 #include "cipher-internal.h"
 #include "cipher-pool.h"
+#include "cipher-xts-vaes.h"
 
 #define XTS_BLOCK 16
 /* IEEE 1619-2018 and SP 800-38E allow at most 2^20 blocks per data unit;
@@ -29,12 +32,38 @@ xts_check (const uint8_t *key, size_t key_size, uint32_t dus)
   return 0;
 }
 
-/* ---- AES-256-XTS: OpenSSL's XTS (AES-NI assembly), one provider call
- * to set the IV and one to process each data unit. ---- */
+/* ---- AES-256-XTS: our VAES/AVX-512 code (cipher-xts-vaes.c) where the
+ * CPU has it, about twice OpenSSL 3.0's AES-NI; otherwise OpenSSL's XTS
+ * (AES-NI assembly), one provider call to set the IV and one to process
+ * each data unit.  The choice is made per key, in setup. ---- */
 
 enum { AES_XTS_ENC, AES_XTS_DEC, AES_XTS_NCTX };
 
+/* Test seam: see ibc_cipher_xts_force_openssl. */
+static atomic_bool force_openssl;
+
+void
+ibc_cipher_xts_force_openssl (bool force)
+{
+  atomic_store (&force_openssl, force);
+}
+
+static bool
+use_vaes (void)
+{
+  return !atomic_load (&force_openssl) && ibc_xts_vaes_usable ();
+}
+
+const char *
+ibc_cipher_xts_impl_name (void)
+{
+  return use_vaes () ? "vaes-avx512" : "openssl";
+}
+
 struct aes_xts_state {
+  /* Set: the VAES path, read-only after setup, so no context pool; the
+   * OpenSSL members below stay zero. */
+  struct ibc_xts_vaes *vaes;
   struct ibc_pcipher xts;
   struct ibc_ctx_pool pool;
   uint32_t dus;
@@ -47,6 +76,7 @@ aes_xts_destroy (void *state)
 
   if (s == NULL)
     return;
+  ibc_xts_vaes_free (s->vaes);
   ibc_ctx_pool_destroy (&s->pool);
   ibc_pcipher_release (&s->xts);
   free (s);
@@ -67,6 +97,14 @@ aes_xts_setup (const uint8_t *key, size_t key_size, uint32_t dus,
   s = calloc (1, sizeof *s);
   if (s == NULL)
     return -ENOMEM;
+  s->dus = dus;
+  if (use_vaes ()) {
+    r = ibc_xts_vaes_new (key, dus, &s->vaes);
+    if (r < 0)
+      goto out_free;
+    *ret_state = s;
+    return 0;
+  }
   r = ibc_pcipher_fetch ("AES-256-XTS", &s->xts);
   if (r < 0)
     goto out_free;
@@ -88,7 +126,6 @@ aes_xts_setup (const uint8_t *key, size_t key_size, uint32_t dus,
   r = ibc_ctx_pool_init (&s->pool, AES_XTS_NCTX, pc, tmpl);
   if (r < 0)
     goto out_free;
-  s->dus = dus;
   *ret_state = s;
   return 0;
 
@@ -108,6 +145,10 @@ aes_xts_crypt (void *state, const struct ibc_dun *dun, const uint8_t *in,
   void *ctx;
   int r = 0;
 
+  if (s->vaes != NULL) {
+    ibc_xts_vaes_crypt (s->vaes, dun, in, out, len, encrypt);
+    return 0;
+  }
   slot = ibc_ctx_pool_get (&s->pool);
   if (slot == NULL)
     return -EIO;

@@ -84,8 +84,10 @@ copy_keys (struct json_object *req, struct json_object **ret, char *msg,
     return *ret ? 0 : -ENOMEM;
   }
   if (r < 0 || json_object_array_length (arr) > IBCD_MAX_KEYS) {
-    snprintf (msg, msgsize, "member 'keys' must be an array of at most %d "
-              "{name, key_id}", IBCD_MAX_KEYS);
+    snprintf (msg, msgsize,
+              "member 'keys' must be an array of at most %d "
+              "{name, key_id}",
+              IBCD_MAX_KEYS);
     return -EINVAL;
   }
   out = json_object_new_array ();
@@ -123,7 +125,8 @@ agents_register (struct ibcd_conn *c, struct json_object *req, char *msg,
 
   if (ibc_proto_get_string (req, "instance", &name) < 0
       || !ibc_device_name_valid (name)) {
-    snprintf (msg, msgsize, "member 'instance' must be a name of 1-64 "
+    snprintf (msg, msgsize,
+              "member 'instance' must be a name of 1-64 "
               "[A-Za-z0-9._-]");
     return -EINVAL;
   }
@@ -192,8 +195,7 @@ agents_register (struct ibcd_conn *c, struct json_object *req, char *msg,
   if (old) {
     instances[i] = in;
     instance_free (old);
-  }
-  else
+  } else
     instances[nr_instances++] = in;
   pthread_mutex_unlock (&lock);
   log_info ("instance '%s' (pid %ld) registered: %zu layers, %zu keys, %s",
@@ -307,9 +309,8 @@ agents_snapshot (void)
     copy = NULL;
     json_object_deep_copy (in->keys, &copy, NULL);
     json_object_object_add (o, "keys", copy);
-    json_object_object_add (o, "table",
-                            in->table ? json_object_new_string (in->table)
-                                      : NULL);
+    json_object_object_add (
+        o, "table", in->table ? json_object_new_string (in->table) : NULL);
     json_object_array_add (arr, o);
   }
   pthread_mutex_unlock (&lock);
@@ -327,8 +328,7 @@ agents_refresh (const char *instance)
   if (instance) {
     conns = calloc (1, sizeof *conns);
     n = conns && (conns[0] = agents_conn (instance)) ? 1 : 0;
-  }
-  else
+  } else
     n = agents_conns (&conns);
   /* All requests first, then all waits: slow agents overlap. */
   for (size_t i = 0; i < n; i++) {
@@ -366,7 +366,8 @@ drop_key_locked (struct instance *in, const char *name)
   for (size_t i = 0; i < json_object_array_length (in->keys);) {
     const char *n;
     if (ibc_proto_get_string (json_object_array_get_idx (in->keys, i), "name",
-                              &n) == 0
+                              &n)
+            == 0
         && strcmp (n, name) == 0)
       json_object_array_del_idx (in->keys, i, 1);
     else
@@ -447,8 +448,7 @@ agents_set_inactive (const char *device, const char *text)
     else
       inactive[i] = inactive[--nr_inactive];
     copy = NULL;
-  }
-  else if (copy && nr_inactive < IBCD_MAX_INSTANCES * 4) {
+  } else if (copy && nr_inactive < IBCD_MAX_INSTANCES * 4) {
     struct inactive *n = realloc (inactive, (nr_inactive + 1) * sizeof *n);
     if (n) {
       inactive = n;

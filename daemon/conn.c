@@ -178,9 +178,8 @@ conn_request_wait (struct ibcd_pending *p, int64_t deadline_ms,
 }
 
 int
-conn_call (struct ibcd_conn *c, struct json_object *request,
-           const void *secret, size_t len, int timeout_ms,
-           struct json_object **ret_reply)
+conn_call (struct ibcd_conn *c, struct json_object *request, const void *secret,
+           size_t len, int timeout_ms, struct json_object **ret_reply)
 {
   struct ibcd_pending *p;
   int r = conn_request_start (c, request, secret, len, &p);

@@ -47,8 +47,8 @@ full_name (char *buf, size_t size, const char *instance, size_t li,
 static bool
 structural (const char *key)
 {
-  static const char *const keys[] = { "name", "kind", "instance", "start",
-                                      "size", "profile", "lower", NULL };
+  static const char *const keys[] = { "name", "kind",    "instance", "start",
+                                      "size", "profile", "lower",    NULL };
 
   for (size_t i = 0; keys[i]; i++)
     if (strcmp (key, keys[i]) == 0)
@@ -104,12 +104,13 @@ devices_of_instance (struct json_object *inst, struct json_object *array)
                               json_object_new_string (kind ? kind : "unknown"));
       json_object_object_add (o, "instance", json_object_new_string (instance));
       json_object_object_add (o, "connected", copy_of (connected));
+      json_object_object_add (o, "start",
+                              json_object_object_get_ex (d, "start", &v)
+                                  ? copy_of (v)
+                                  : json_object_new_int (0));
       json_object_object_add (
-          o, "start",
-          json_object_object_get_ex (d, "start", &v) ? copy_of (v)
-                                                     : json_object_new_int (0));
-      json_object_object_add (
-          o, "size", json_object_object_get_ex (d, "size", &v) ? copy_of (v) : NULL);
+          o, "size",
+          json_object_object_get_ex (d, "size", &v) ? copy_of (v) : NULL);
       json_object_object_add (
           o, "profile",
           json_object_object_get_ex (d, "profile", &v) ? copy_of (v) : NULL);
@@ -127,19 +128,18 @@ devices_of_instance (struct json_object *inst, struct json_object *array)
       lower = json_object_new_array ();
       if (ibc_proto_get_array (d, "lower", &given) == 0) {
         for (size_t i = 0; i < json_object_array_length (given); i++) {
-          const char *ln = json_object_get_string (
-              json_object_array_get_idx (given, i));
+          const char *ln
+              = json_object_get_string (json_object_array_get_idx (given, i));
           if (ln && ibc_device_name_valid (ln)) {
             snprintf (buf, sizeof buf, "%s/%s", instance, ln);
             json_object_array_add (lower, json_object_new_string (buf));
           }
         }
-      }
-      else if (below_devs) {
+      } else if (below_devs) {
         const char *bkind = str_member (below, "kind");
         for (size_t i = 0; i < json_object_array_length (below_devs); i++) {
-          const char *ln = str_member (
-              json_object_array_get_idx (below_devs, i), "name");
+          const char *ln
+              = str_member (json_object_array_get_idx (below_devs, i), "name");
           if (ln && ibc_device_name_valid (ln)) {
             full_name (buf, sizeof buf, instance, li + 1, bkind, i, ln);
             json_object_array_add (lower, json_object_new_string (buf));

@@ -59,8 +59,8 @@ void ibcd_log (int level, const char *fmt, ...)
 struct ibcd_config {
   const char *socket_path;
   const char *state_dir;
-  const char *group;   /* name of the group admitted besides root */
-  bool group_exists;   /* false: only root is admitted */
+  const char *group; /* name of the group admitted besides root */
+  bool group_exists; /* false: only root is admitted */
   gid_t gid;
   int agent_timeout_ms; /* --agent-timeout */
 };
@@ -85,12 +85,12 @@ struct ibcd_conn {
   pid_t pid; /* SO_PEERCRED at connect time */
   uid_t uid;
   gid_t gid;
-  bool allowed; /* root or group member */
+  bool allowed;                     /* root or group member */
   char instance[IBCD_NAME_MAX + 1]; /* agents, once registered */
 
-  unsigned refs;          /* atomic */
-  pthread_mutex_t wlock;  /* one writer per connection (PROTOCOL.md 2.2) */
-  pthread_mutex_t plock;  /* pending, next_id, dead */
+  unsigned refs;         /* atomic */
+  pthread_mutex_t wlock; /* one writer per connection (PROTOCOL.md 2.2) */
+  pthread_mutex_t plock; /* pending, next_id, dead */
   struct ibcd_pending *pending;
   uint64_t next_id;
   bool dead; /* the reader saw the end: no more replies will come */
@@ -107,8 +107,8 @@ void conn_unref (struct ibcd_conn *c);
 /* Write one frame (serialised with other writers).  A write that fails
  * mid-frame breaks the stream, so the connection is shut down.  Returns 0
  * or -errno. */
-int conn_send (struct ibcd_conn *c, struct json_object *msg,
-               const void *secret, size_t len);
+int conn_send (struct ibcd_conn *c, struct json_object *msg, const void *secret,
+               size_t len);
 
 /* Send request (an object with "op"; its "id" is set here) and register it
  * as pending.  Takes over nothing: request stays the caller's.  Returns 0
@@ -208,8 +208,8 @@ size_t state_bindings_of_key (const char *name, struct json_object *array);
 
 /* Handle an agent's "register".  0 (reply ok, then call agents_sync) or
  * -errno with a message in msg. */
-int agents_register (struct ibcd_conn *c, struct json_object *req,
-                     char *msg, size_t msgsize);
+int agents_register (struct ibcd_conn *c, struct json_object *req, char *msg,
+                     size_t msgsize);
 /* True unless the instance registered on c said it has no crypt table
  * (also true when c is no longer its connection). */
 bool agents_has_table (struct ibcd_conn *c);

@@ -126,7 +126,8 @@ harden (void)
     log_warn ("prctl(PR_SET_DUMPABLE): %m");
   /* Under the unit's LimitCORE=0 setrlimit is filtered (@resources):
    * only call it when there is something to change. */
-  if ((getrlimit (RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0 || cur.rlim_max != 0)
+  if ((getrlimit (RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0
+       || cur.rlim_max != 0)
       && setrlimit (RLIMIT_CORE, &rl) < 0)
     log_warn ("setrlimit(RLIMIT_CORE): %m");
 }
@@ -141,8 +142,7 @@ lookup_group (void)
   if (r == 0 && grp) {
     ibcd_config.group_exists = true;
     ibcd_config.gid = gr.gr_gid;
-  }
-  else
+  } else
     log_warn ("group '%s' does not exist: only root may connect",
               ibcd_config.group);
 }

@@ -177,7 +177,8 @@ op_device_caps (struct ibcd_op_ctx *ctx)
       return op_fail (ctx, EINVAL, "check.cipher: not a cipher");
     if (ibc_proto_get_u64 (check, "data_unit_size", &dus) < 0
         || !ibc_is_power_of_2 (dus) || dus < 512 || dus > 65536)
-      return op_fail (ctx, EINVAL, "check.data_unit_size: a power of two "
+      return op_fail (ctx, EINVAL,
+                      "check.data_unit_size: a power of two "
                       "in 512..65536");
     cfg.data_unit_size = (uint32_t) dus;
     r = ibc_proto_get_int (check, "dun_bytes", &dun_bytes);
@@ -199,8 +200,9 @@ op_device_caps (struct ibcd_op_ctx *ctx)
   caps_of (profile, &caps, out);
   json_object_object_add (ctx->reply, "caps", out);
   if (checking)
-    json_object_object_add (ctx->reply, "supported",
-                            json_object_new_boolean (ibc_caps_supports (&caps, &cfg)));
+    json_object_object_add (
+        ctx->reply, "supported",
+        json_object_new_boolean (ibc_caps_supports (&caps, &cfg)));
   json_object_put (devices);
   return 0;
 }
@@ -301,7 +303,8 @@ op_table_load (struct ibcd_op_ctx *ctx)
   const char *name, *text;
   int r;
 
-  if ((r = passthrough (ctx, &name)) < 0 || (r = op_table_text (ctx, &text)) < 0)
+  if ((r = passthrough (ctx, &name)) < 0
+      || (r = op_table_text (ctx, &text)) < 0)
     return r;
   r = ibc_dm_table_parse (text, 0, &t, err, sizeof err);
   ibc_dm_table_free (t);
@@ -367,16 +370,21 @@ check_map_keys (struct ibcd_op_ctx *ctx, const struct ibc_crypt_table *t)
     if (b->kind != IBC_BINDING_CRYPT)
       continue;
     if (b->key_ref != IBC_KEY_REF_NAME)
-      return op_fail (ctx, EINVAL, "range at sector %llu: key files (@PATH) "
+      return op_fail (ctx, EINVAL,
+                      "range at sector %llu: key files (@PATH) "
                       "are for standalone stacks; add the key to the daemon "
-                      "and use :NAME", (unsigned long long) sector);
+                      "and use :NAME",
+                      (unsigned long long) sector);
     key = keys_get (b->key);
     if (key == NULL)
-      return op_fail (ctx, EINVAL, "range at sector %llu: no key '%s' (add "
-                      "it first)", (unsigned long long) sector, b->key);
+      return op_fail (ctx, EINVAL,
+                      "range at sector %llu: no key '%s' (add "
+                      "it first)",
+                      (unsigned long long) sector, b->key);
     kc = ibc_key_config (key);
     if (kc->mode != b->config.mode || kc->key_type != b->config.key_type) {
-      int r = op_fail (ctx, EINVAL, "range at sector %llu: key '%s' is a %s "
+      int r = op_fail (ctx, EINVAL,
+                       "range at sector %llu: key '%s' is a %s "
                        "%s key, the range wants %s %s",
                        (unsigned long long) sector, b->key,
                        ibc_key_type_name (kc->key_type),
@@ -405,8 +413,10 @@ op_map (struct ibcd_op_ctx *ctx)
   if ((r = op_string (ctx, "device", true, &instance)) < 0)
     return r;
   if (!ibc_device_name_valid (instance))
-    return op_fail (ctx, ENODEV, "'%s' is not an instance (map sets the "
-                    "crypt table of INSTANCE, the top device)", instance);
+    return op_fail (ctx, ENODEV,
+                    "'%s' is not an instance (map sets the "
+                    "crypt table of INSTANCE, the top device)",
+                    instance);
   old = state_get_map (instance);
   r = old == NULL && !agents_known (instance);
   free (old);
@@ -445,7 +455,8 @@ op_map (struct ibcd_op_ctx *ctx)
   if (r < 0)
     return op_fail (ctx, -r, "%ssaving the state failed: %s",
                     c ? "table applied, but " : "", strerror (-r));
-  json_object_object_add (ctx->reply, "pushed", json_object_new_boolean (c != NULL));
+  json_object_object_add (ctx->reply, "pushed",
+                          json_object_new_boolean (c != NULL));
   log_info ("instance '%s': crypt table mapped%s", instance,
             c ? "" : " (pushed when it connects)");
   return 0;
@@ -464,8 +475,7 @@ op_stats (struct ibcd_op_ctx *ctx)
       json_object_put (out);
       return r;
     }
-  }
-  else {
+  } else {
     struct json_object *snapshot;
     agents_refresh (NULL);
     snapshot = agents_snapshot ();
@@ -480,10 +490,11 @@ op_stats (struct ibcd_op_ctx *ctx)
     if (dev && d != dev)
       continue;
     o = json_object_new_object ();
-    json_object_object_add (o, "name",
-                            json_object_get (json_object_object_get (d, "name")));
     json_object_object_add (
-        o, "counters", json_object_get (json_object_object_get (d, "counters")));
+        o, "name", json_object_get (json_object_object_get (d, "name")));
+    json_object_object_add (
+        o, "counters",
+        json_object_get (json_object_object_get (d, "counters")));
     json_object_object_get_ex (d, "profile", &profile);
     json_object_object_add (
         o, "stats",

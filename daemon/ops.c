@@ -66,8 +66,10 @@ op_name (struct ibcd_op_ctx *ctx, const char *key, const char **ret)
   if (r < 0)
     return r;
   if (!ibc_device_name_valid (*ret))
-    return op_fail (ctx, EINVAL, "member '%s': a name is 1-64 characters "
-                    "[A-Za-z0-9._-]", key);
+    return op_fail (ctx, EINVAL,
+                    "member '%s': a name is 1-64 characters "
+                    "[A-Za-z0-9._-]",
+                    key);
   return 0;
 }
 
@@ -96,15 +98,18 @@ op_agent_result (struct ibcd_op_ctx *ctx, const char *instance, int r,
   if (r == -ENOTCONN)
     return op_fail (ctx, ENOTCONN, "instance '%s' is not connected", instance);
   if (r == -ETIMEDOUT)
-    return op_fail (ctx, ETIMEDOUT, "instance '%s' did not answer within "
-                    "%d ms", instance, ibcd_config.agent_timeout_ms);
+    return op_fail (ctx, ETIMEDOUT,
+                    "instance '%s' did not answer within "
+                    "%d ms",
+                    instance, ibcd_config.agent_timeout_ms);
   if (r < 0)
     return op_fail (ctx, -r, "instance '%s': %s", instance, strerror (-r));
   r = ibc_proto_reply_result (reply, &message);
   /* The agent's message as it is: CONTROL.md pins some of them (the
    * capability rule of table_load). */
   if (r < 0)
-    return op_fail (ctx, -r, "%s", message && *message ? message : strerror (-r));
+    return op_fail (ctx, -r, "%s",
+                    message && *message ? message : strerror (-r));
   return 0;
 }
 
@@ -120,8 +125,8 @@ op_fanout (struct ibcd_conn **conns, size_t n, struct json_object *req,
   for (size_t i = 0; i < n; i++) {
     results[i].conn = conns[i];
     results[i].reply = NULL;
-    results[i].r = p ? conn_request_start (conns[i], req, secret, len, &p[i])
-                     : -ENOMEM;
+    results[i].r
+        = p ? conn_request_start (conns[i], req, secret, len, &p[i]) : -ENOMEM;
   }
   for (size_t i = 0; i < n; i++) {
     if (results[i].r == 0)
@@ -151,11 +156,15 @@ key_object (const char *name, struct ibc_key *key, struct json_object *snapshot)
 
   json_object_object_add (o, "name", json_object_new_string (name));
   json_object_object_add (
-      o, "cipher", json_object_new_string (ibc_mode_info (cfg->mode)->cipher_name));
-  json_object_object_add (o, "key_type",
-                          json_object_new_string (ibc_key_type_name (cfg->key_type)));
-  json_object_object_add (o, "key_id", json_object_new_string (ibc_key_id (key)));
-  json_object_object_add (o, "size", json_object_new_uint64 (ibc_key_size (key)));
+      o, "cipher",
+      json_object_new_string (ibc_mode_info (cfg->mode)->cipher_name));
+  json_object_object_add (
+      o, "key_type",
+      json_object_new_string (ibc_key_type_name (cfg->key_type)));
+  json_object_object_add (o, "key_id",
+                          json_object_new_string (ibc_key_id (key)));
+  json_object_object_add (o, "size",
+                          json_object_new_uint64 (ibc_key_size (key)));
   state_bindings_of_key (name, bindings);
   json_object_object_add (o, "bindings", bindings);
   /* Instances holding this very key: same name and key id. */
@@ -196,7 +205,8 @@ op_status (struct ibcd_op_ctx *ctx)
   agents_refresh (NULL);
   snapshot = agents_snapshot ();
   json_object_object_add (daemon, "pid", json_object_new_int64 (getpid ()));
-  json_object_object_add (daemon, "version", json_object_new_string (IBCD_VERSION));
+  json_object_object_add (daemon, "version",
+                          json_object_new_string (IBCD_VERSION));
   json_object_object_add (daemon, "state_dir",
                           json_object_new_string (ibcd_config.state_dir));
   json_object_object_add (ctx->reply, "daemon", daemon);
@@ -205,8 +215,8 @@ op_status (struct ibcd_op_ctx *ctx)
     struct json_object *in = json_object_array_get_idx (snapshot, i);
     struct json_object *o = json_object_new_object (), *v;
 
-    static const char *const members[] = { "name", "pid", "connected",
-                                           "layers", NULL };
+    static const char *const members[]
+        = { "name", "pid", "connected", "layers", NULL };
     for (size_t m = 0; members[m]; m++)
       if (json_object_object_get_ex (in, members[m], &v))
         json_object_object_add (o, members[m], json_object_get (v));
@@ -216,7 +226,8 @@ op_status (struct ibcd_op_ctx *ctx)
 
   if (keys_snapshot (&ks) == 0) {
     for (size_t i = 0; i < ks.n; i++)
-      json_object_array_add (keys, key_object (ks.names[i], ks.keys[i], snapshot));
+      json_object_array_add (keys,
+                             key_object (ks.names[i], ks.keys[i], snapshot));
     keys_snapshot_free (&ks);
   }
   json_object_object_add (ctx->reply, "keys", keys);
@@ -287,7 +298,8 @@ ops_dispatch (struct ibcd_conn *c, uint64_t id, const char *op,
   if (r == 0)
     reply = ibc_proto_reply_ok (id);
   else
-    reply = ibc_proto_reply_error (id, r, "%s", ctx.msg[0] ? ctx.msg : strerror (-r));
+    reply = ibc_proto_reply_error (id, r, "%s",
+                                   ctx.msg[0] ? ctx.msg : strerror (-r));
   if (reply && ctx.reply) {
     /* Result members; beside an error they explain it (e.g. key_evict's
      * busy devices). */

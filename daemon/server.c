@@ -153,14 +153,16 @@ next_frame (struct ibcd_conn *c, int idle_ms, struct ibc_frame *f)
   case -EINTR:
     return 1;
   case -EBADMSG:
-    send_error (c, 0, EBADMSG, "malformed frame: the header is not a valid "
+    send_error (c, 0, EBADMSG,
+                "malformed frame: the header is not a valid "
                 "request or reply (PROTOCOL.md 3)");
     return 1;
   case -EPROTO:
     send_error (c, 0, EPROTO, "bad frame prefix: framing lost");
     return r;
   case -EMSGSIZE:
-    send_error (c, 0, EMSGSIZE, "frame over the limits (header 1 MiB, "
+    send_error (c, 0, EMSGSIZE,
+                "frame over the limits (header 1 MiB, "
                 "secret 4096 bytes)");
     return r;
   case -ETIMEDOUT:
@@ -196,8 +198,10 @@ hello (struct ibcd_conn *c)
     goto out;
   }
   if (!c->allowed) {
-    snprintf (msg, sizeof msg, "permission denied: uid %ld is neither root "
-              "nor in group '%s'", (long) c->uid, ibcd_config.group);
+    snprintf (msg, sizeof msg,
+              "permission denied: uid %ld is neither root "
+              "nor in group '%s'",
+              (long) c->uid, ibcd_config.group);
     log_info ("refused pid %ld uid %ld gid %ld", (long) c->pid, (long) c->uid,
               (long) c->gid);
     send_error (c, id, EACCES, msg);
@@ -211,8 +215,10 @@ hello (struct ibcd_conn *c)
   }
   if (ibc_proto_get_int (f.hdr, "version", &version) < 0
       || version != IBC_PROTO_VERSION) {
-    reply = ibc_proto_reply_error (id, EPROTO, "this daemon speaks protocol "
-                                   "version %d", IBC_PROTO_VERSION);
+    reply = ibc_proto_reply_error (id, EPROTO,
+                                   "this daemon speaks protocol "
+                                   "version %d",
+                                   IBC_PROTO_VERSION);
     if (reply) {
       json_object_object_add (reply, "version",
                               json_object_new_int (IBC_PROTO_VERSION));
@@ -256,11 +262,13 @@ hello (struct ibcd_conn *c)
     r = -ENOMEM;
     goto out;
   }
-  json_object_object_add (reply, "version", json_object_new_int (IBC_PROTO_VERSION));
+  json_object_object_add (reply, "version",
+                          json_object_new_int (IBC_PROTO_VERSION));
   json_object_object_add (reply, "pid", json_object_new_int64 (getpid ()));
   r = conn_send (c, reply, NULL, 0);
   json_object_put (reply);
-  log_debug ("pid %ld uid %ld: hello as %s", (long) c->pid, (long) c->uid, role);
+  log_debug ("pid %ld uid %ld: hello as %s", (long) c->pid, (long) c->uid,
+             role);
 out:
   ibc_frame_clear (&f);
   return r;
@@ -280,8 +288,7 @@ agent_request (struct ibcd_conn *c, uint64_t id, const char *op,
   if (f->secret_len > 0) {
     snprintf (msg, sizeof msg, "op '%s' takes no secret", op);
     r = -EINVAL;
-  }
-  else if (strcmp (op, "register") == 0)
+  } else if (strcmp (op, "register") == 0)
     r = agents_register (c, f->hdr, msg, sizeof msg);
   else if (strcmp (op, "ping") == 0)
     r = 0;
@@ -290,7 +297,8 @@ agent_request (struct ibcd_conn *c, uint64_t id, const char *op,
     r = -ENOSYS;
   }
   reply = r == 0 ? ibc_proto_reply_ok (id)
-                 : ibc_proto_reply_error (id, r, "%s", msg[0] ? msg : strerror (-r));
+                 : ibc_proto_reply_error (id, r, "%s",
+                                          msg[0] ? msg : strerror (-r));
   if (reply)
     conn_send (c, reply, NULL, 0);
   json_object_put (reply);
@@ -319,12 +327,10 @@ conn_thread (void *arg)
       if (c->role != IBCD_ROLE_AGENT || !conn_route_reply (c, id, f.hdr))
         log_debug ("pid %ld: dropped a reply with id %llu", (long) c->pid,
                    (unsigned long long) id);
-    }
-    else if (strcmp (op, "hello") == 0) {
+    } else if (strcmp (op, "hello") == 0) {
       send_error (c, id, EPROTO, "a second 'hello'");
       r = -EPROTO;
-    }
-    else if (c->role == IBCD_ROLE_AGENT)
+    } else if (c->role == IBCD_ROLE_AGENT)
       agent_request (c, id, op, &f);
     else
       ops_dispatch (c, id, op, &f);
@@ -341,9 +347,15 @@ conn_thread (void *arg)
       break;
     }
   switch (c->role) {
-  case IBCD_ROLE_NONE: nr_hello--; break;
-  case IBCD_ROLE_CLI: nr_cli--; break;
-  case IBCD_ROLE_AGENT: nr_agent--; break;
+  case IBCD_ROLE_NONE:
+    nr_hello--;
+    break;
+  case IBCD_ROLE_CLI:
+    nr_cli--;
+    break;
+  case IBCD_ROLE_AGENT:
+    nr_agent--;
+    break;
   }
   pthread_mutex_unlock (&lock);
   log_debug ("pid %ld: connection closed (%s)", (long) c->pid,
@@ -359,7 +371,8 @@ accept_one (int listen_fd)
   int fd = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
   if (fd < 0) {
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+        || errno == ENOMEM) {
       log_warn ("accept: %m");
       usleep (100000); /* the listen queue stays ready: do not spin */
     }

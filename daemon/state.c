@@ -234,18 +234,23 @@ state_open (const char *dir, char *err, size_t errsize)
   }
   if (flock (dir_fd, LOCK_EX | LOCK_NB) < 0) {
     r = -errno;
-    snprintf (err, errsize, "state directory '%s' is in use by another "
-              "ibcryptd", dir);
+    snprintf (err, errsize,
+              "state directory '%s' is in use by another "
+              "ibcryptd",
+              dir);
     goto out_close;
   }
   if (fstat (dir_fd, &st) == 0 && (st.st_mode & 0077))
     log_warn ("state directory '%s' is accessible to others (mode %04o): "
-              "it should be 0700", dir, (unsigned) (st.st_mode & 07777));
+              "it should be 0700",
+              dir, (unsigned) (st.st_mode & 07777));
   dir_path = strdup (dir);
   r = dir_path ? load (why, sizeof why) : -ENOMEM;
   if (r < 0) {
-    snprintf (err, errsize, "%s/%s is corrupt or unreadable: %s (refusing "
-              "to start: fix or move the file away)", dir, STATE_FILE, why);
+    snprintf (err, errsize,
+              "%s/%s is corrupt or unreadable: %s (refusing "
+              "to start: fix or move the file away)",
+              dir, STATE_FILE, why);
     goto out_close;
   }
   return 0;
@@ -299,8 +304,8 @@ persist (void)
   json_object_object_add (root, "version", json_object_new_int (STATE_VERSION));
   json_object_object_add (root, "maps", section_json (&maps));
   json_object_object_add (root, "tables", section_json (&tables));
-  text = json_object_to_json_string_ext (root, JSON_C_TO_STRING_PRETTY
-                                                   | JSON_C_TO_STRING_NOSLASHESCAPE);
+  text = json_object_to_json_string_ext (
+      root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
   if (text == NULL) {
     json_object_put (root);
     return -ENOMEM;
@@ -405,7 +410,7 @@ set (struct section *s, const char *name, const char *text)
     if (r < 0)
       s->n--;
     else
-      ne = (struct entry) { 0 };
+      ne = (struct entry){ 0 };
     goto out_unlock;
   }
   old = *e;
@@ -417,8 +422,7 @@ set (struct section *s, const char *name, const char *text)
     else {
       ne = old;
     }
-  }
-  else {
+  } else {
     size_t i = e - s->v;
     memmove (&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof *s->v);
     s->n--;
@@ -427,8 +431,7 @@ set (struct section *s, const char *name, const char *text)
       memmove (&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
       s->v[i] = old;
       s->n++;
-    }
-    else
+    } else
       ne = old;
   }
 out_unlock:
@@ -470,8 +473,7 @@ state_bindings_of_key (const char *name, struct json_object *array)
       json_object_object_add (o, "device",
                               json_object_new_string (maps.v[i].name));
       json_object_object_add (o, "start", json_object_new_uint64 (b->start));
-      json_object_object_add (o, "length",
-                              json_object_new_uint64 (b->length));
+      json_object_object_add (o, "length", json_object_new_uint64 (b->length));
       json_object_array_add (array, o);
     }
   }

@@ -21,7 +21,8 @@ push_key (struct ibcd_conn *c, const char *name, struct ibc_key *key)
       req, "cipher",
       json_object_new_string (ibc_mode_info (cfg->mode)->cipher_name));
   json_object_object_add (
-      req, "key_type", json_object_new_string (ibc_key_type_name (cfg->key_type)));
+      req, "key_type",
+      json_object_new_string (ibc_key_type_name (cfg->key_type)));
   r = conn_call (c, req, ibc_key_bytes (key), ibc_key_size (key),
                  ibcd_config.agent_timeout_ms, &reply);
   json_object_put (req);
@@ -30,8 +31,7 @@ push_key (struct ibcd_conn *c, const char *name, struct ibc_key *key)
   if (r == 0) {
     ibc_proto_get_string (reply, "key_id", &id);
     agents_key_held (c->instance, name, id ? id : ibc_key_id (key));
-  }
-  else
+  } else
     log_warn ("instance '%s': pushing key '%s': %s%s%s", c->instance, name,
               strerror (-r), message ? ": " : "", message ? message : "");
   json_object_put (reply);
@@ -71,9 +71,8 @@ sync_thread (void *arg)
       if (r == 0)
         r = ibc_proto_reply_result (reply, &message);
       if (r < 0)
-        log_warn ("instance '%s': pushing its crypt table: %s%s%s",
-                  c->instance, strerror (-r), message ? ": " : "",
-                  message ? message : "");
+        log_warn ("instance '%s': pushing its crypt table: %s%s%s", c->instance,
+                  strerror (-r), message ? ": " : "", message ? message : "");
       else {
         agents_set_table (c->instance, map);
         log_info ("instance '%s': crypt table pushed", c->instance);
@@ -81,8 +80,7 @@ sync_thread (void *arg)
       json_object_put (reply);
     }
   }
-  log_info ("instance '%s': %zu of %zu keys pushed", c->instance, pushed,
-            ks.n);
+  log_info ("instance '%s': %zu of %zu keys pushed", c->instance, pushed, ks.n);
 out:
   pthread_mutex_unlock (&ibcd_admin_lock);
   keys_snapshot_free (&ks);

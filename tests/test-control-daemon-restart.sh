@@ -30,6 +30,7 @@ wait_for "the map" 10 "$NBDIO" "$uri" read 0 4096
 # fio writes with verification over [8M, 64M) while the daemon dies.
 fio --name=restart --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k \
   --iodepth=8 --offset=8M --size=56M --verify=crc32c --do_verify=1 \
+  --verify_state_save=0 --directory="$tmp" \
   --output-format=json >"$tmp/fio.json" 2>"$tmp/fio.err" &
 fio_pid=$!
 sleep 1

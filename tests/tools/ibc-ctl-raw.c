@@ -29,25 +29,26 @@ static int timeout_ms = 5000;
 static void
 usage (FILE *f)
 {
-  fprintf (f,
-           "Usage: ibc-ctl-raw [OPTIONS] SOCKET [REQUEST...]\n"
-           "  REQUEST              a JSON object, or - to read one from stdin\n"
-           "  -r, --role ROLE      hello role: cli (default) or agent\n"
-           "  -n, --no-hello       do not say hello first\n"
-           "  -H, --show-hello     print the hello reply\n"
-           "  -s, --secret FILE    attach FILE's bytes as the secret part\n"
-           "  -R, --raw FILE       after hello, send FILE's bytes verbatim, shut\n"
-           "                       down writing, print every frame until the\n"
-           "                       daemon closes or goes quiet\n"
-           "  -c, --count N        send each request N times (benchmark: the\n"
-           "                       rate goes to stderr, the last reply to stdout)\n"
-           "  -a, --serve N        afterwards, act as an agent: answer daemon\n"
-           "                       requests with ok (printed with secret_len)\n"
-           "                       until N other than status and ping\n"
-           "  -P, --reply OP=JSON  serve: reply to OP with JSON's members added\n"
-           "                       (with an \"error\" member: an error reply)\n"
-           "  -m, --mute           serve: read requests, never answer\n"
-           "  -t, --timeout MS     wait this long for each frame (default 5000)\n");
+  fprintf (
+      f,
+      "Usage: ibc-ctl-raw [OPTIONS] SOCKET [REQUEST...]\n"
+      "  REQUEST              a JSON object, or - to read one from stdin\n"
+      "  -r, --role ROLE      hello role: cli (default) or agent\n"
+      "  -n, --no-hello       do not say hello first\n"
+      "  -H, --show-hello     print the hello reply\n"
+      "  -s, --secret FILE    attach FILE's bytes as the secret part\n"
+      "  -R, --raw FILE       after hello, send FILE's bytes verbatim, shut\n"
+      "                       down writing, print every frame until the\n"
+      "                       daemon closes or goes quiet\n"
+      "  -c, --count N        send each request N times (benchmark: the\n"
+      "                       rate goes to stderr, the last reply to stdout)\n"
+      "  -a, --serve N        afterwards, act as an agent: answer daemon\n"
+      "                       requests with ok (printed with secret_len)\n"
+      "                       until N other than status and ping\n"
+      "  -P, --reply OP=JSON  serve: reply to OP with JSON's members added\n"
+      "                       (with an \"error\" member: an error reply)\n"
+      "  -m, --mute           serve: read requests, never answer\n"
+      "  -t, --timeout MS     wait this long for each frame (default 5000)\n");
 }
 
 /* Wait for a frame and read it: 0, or -errno (-ENODATA: closed). */
@@ -67,7 +68,8 @@ read_frame (int fd, struct ibc_frame *f)
 static void
 print_frame (const struct ibc_frame *f)
 {
-  printf ("%s\n", json_object_to_json_string_ext (f->hdr, JSON_C_TO_STRING_PLAIN));
+  printf ("%s\n",
+          json_object_to_json_string_ext (f->hdr, JSON_C_TO_STRING_PLAIN));
   fflush (stdout);
 }
 
@@ -116,8 +118,7 @@ agent_reply (uint64_t id, const char *op)
     if (json_object_object_get_ex (canned[i].members, "error", &err)) {
       reply = json_object_new_object ();
       json_object_object_add (reply, "id", json_object_new_uint64 (id));
-    }
-    else
+    } else
       reply = ibc_proto_reply_ok (id);
     json_object_object_foreach (canned[i].members, k, v)
     {
@@ -249,17 +250,36 @@ main (int argc, char **argv)
   uint64_t next_id = 1;
   int c, fd, r, status = 0;
 
-  while ((c = getopt_long (argc, argv, "r:nHs:R:c:a:t:P:mh", longopts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "r:nHs:R:c:a:t:P:mh", longopts, NULL))
+         != -1) {
     switch (c) {
-    case 'r': role = optarg; break;
-    case 'n': hello = false; break;
-    case 'H': show_hello = true; break;
-    case 's': secret_path = optarg; break;
-    case 'R': raw = optarg; break;
-    case 'c': count = atol (optarg); break;
-    case 'a': serve_n = atol (optarg); break;
-    case 't': timeout_ms = atoi (optarg); break;
-    case 'm': mute = true; break;
+    case 'r':
+      role = optarg;
+      break;
+    case 'n':
+      hello = false;
+      break;
+    case 'H':
+      show_hello = true;
+      break;
+    case 's':
+      secret_path = optarg;
+      break;
+    case 'R':
+      raw = optarg;
+      break;
+    case 'c':
+      count = atol (optarg);
+      break;
+    case 'a':
+      serve_n = atol (optarg);
+      break;
+    case 't':
+      timeout_ms = atoi (optarg);
+      break;
+    case 'm':
+      mute = true;
+      break;
     case 'P': {
       char *eq = strchr (optarg, '=');
       struct json_object *m = eq ? json_tokener_parse (eq + 1) : NULL;
@@ -273,8 +293,12 @@ main (int argc, char **argv)
       canned[nr_canned++].members = m;
       break;
     }
-    case 'h': usage (stdout); return 0;
-    default: usage (stderr); return 1;
+    case 'h':
+      usage (stdout);
+      return 0;
+    default:
+      usage (stderr);
+      return 1;
     }
   }
   if (optind >= argc || count < 1) {
@@ -293,7 +317,8 @@ main (int argc, char **argv)
 
   if (hello) {
     struct json_object *h = ibc_proto_hello_new (next_id++, role);
-    if (ibc_frame_write (fd, h, NULL, 0) < 0 || await_reply (fd, 1, show_hello) < 0)
+    if (ibc_frame_write (fd, h, NULL, 0) < 0
+        || await_reply (fd, 1, show_hello) < 0)
       status = 4;
     json_object_put (h);
   }
@@ -339,8 +364,7 @@ main (int argc, char **argv)
       if (count > 1 && i + 1 < count) {
         if (await_reply (fd, id, false) < 0)
           status = 4;
-      }
-      else if (await_reply (fd, id, true) < 0)
+      } else if (await_reply (fd, id, true) < 0)
         status = 4;
     }
     if (count > 1 && status == 0) {

@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include "adiantum-internal.h"
+#include "endian.h"
 
 #define CHACHA12_DOUBLE_ROUNDS 6
 
@@ -25,27 +26,6 @@ typedef uint32_t u32xL __attribute__ ((vector_size (4 * LANES)));
 #else
 #define IBC_MULTIVERSION
 #endif
-
-static inline uint32_t
-load_le32 (const uint8_t *p)
-{
-  uint32_t v;
-
-  memcpy (&v, p, 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap32 (v);
-#endif
-  return v;
-}
-
-static inline void
-store_le32 (uint8_t *p, uint32_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap32 (v);
-#endif
-  memcpy (p, &v, 4);
-}
 
 #define ROTL(v, n) (((v) << (n)) | ((v) >> (32 - (n))))
 
@@ -89,7 +69,7 @@ init_state (uint32_t s[16], const uint8_t key[32])
   s[2] = 0x79622d32;
   s[3] = 0x6b206574;
   for (int i = 0; i < 8; i++)
-    s[4 + i] = load_le32 (key + 4 * i);
+    s[4 + i] = ibc_load_le32 (key + 4 * i);
 }
 
 void
@@ -101,12 +81,12 @@ ibc_hchacha12 (const uint8_t key[IBC_CHACHA_KEY_SIZE],
 
   init_state (x, key);
   for (int i = 0; i < 4; i++)
-    x[12 + i] = load_le32 (nonce + 4 * i);
+    x[12 + i] = ibc_load_le32 (nonce + 4 * i);
   CHACHA12_ROUNDS (x);
   /* No feed-forward: the subkey is words 0-3 and 12-15. */
   for (int i = 0; i < 4; i++) {
-    store_le32 (ret_subkey + 4 * i, x[i]);
-    store_le32 (ret_subkey + 16 + 4 * i, x[12 + i]);
+    ibc_store_le32 (ret_subkey + 4 * i, x[i]);
+    ibc_store_le32 (ret_subkey + 16 + 4 * i, x[12 + i]);
   }
   sodium_memzero (x, sizeof x);
 }
@@ -207,9 +187,9 @@ chacha12_xor_lanes (const uint32_t s[16], const uint8_t *in, uint8_t *out,
       size_t o = (size_t) b * IBC_CHACHA_BLOCK_SIZE + 4 * (size_t) i;
 
       if (whole)
-        store_le32 (out + o, load_le32 (in + o) ^ x[i][b]);
+        ibc_store_le32 (out + o, ibc_load_le32 (in + o) ^ x[i][b]);
       else
-        store_le32 (scr->buf + o, x[i][b]);
+        ibc_store_le32 (scr->buf + o, x[i][b]);
     }
 #endif
 
@@ -239,8 +219,8 @@ ibc_chacha12_xor (const uint8_t key[IBC_CHACHA_KEY_SIZE],
   uint32_t s[16];
 
   init_state (s, key);
-  s[14] = load_le32 (nonce);
-  s[15] = load_le32 (nonce + 4);
+  s[14] = ibc_load_le32 (nonce);
+  s[15] = ibc_load_le32 (nonce + 4);
   while (len > 0) {
     size_t n = len < chunk ? len : chunk;
 

@@ -10,6 +10,7 @@
 #include "adiantum-internal.h"
 #include "cipher-internal.h"
 #include "ibcrypt/secmem.h"
+#include "endian.h"
 
 #define AES_KEY_SIZE 32
 #define BLOCK_SIZE 16
@@ -41,47 +42,26 @@ struct adiantum_state {
   uint32_t dus;
 };
 
-static inline uint64_t
-load_le64 (const uint8_t *p)
-{
-  uint64_t v;
-
-  memcpy (&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  return v;
-}
-
-static inline void
-store_le64 (uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  memcpy (p, &v, 8);
-}
-
 /* r = a + b, or a - b, as little-endian 128-bit integers mod 2^128. */
 static void
 le128_add (uint8_t r[16], const uint8_t a[16], const uint8_t b[16])
 {
-  uint64_t a0 = load_le64 (a), a1 = load_le64 (a + 8);
-  uint64_t b0 = load_le64 (b), b1 = load_le64 (b + 8);
+  uint64_t a0 = ibc_load_le64 (a), a1 = ibc_load_le64 (a + 8);
+  uint64_t b0 = ibc_load_le64 (b), b1 = ibc_load_le64 (b + 8);
   uint64_t lo = a0 + b0;
 
-  store_le64 (r, lo);
-  store_le64 (r + 8, a1 + b1 + (lo < a0));
+  ibc_store_le64 (r, lo);
+  ibc_store_le64 (r + 8, a1 + b1 + (lo < a0));
 }
 
 static void
 le128_sub (uint8_t r[16], const uint8_t a[16], const uint8_t b[16])
 {
-  uint64_t a0 = load_le64 (a), a1 = load_le64 (a + 8);
-  uint64_t b0 = load_le64 (b), b1 = load_le64 (b + 8);
+  uint64_t a0 = ibc_load_le64 (a), a1 = ibc_load_le64 (a + 8);
+  uint64_t b0 = ibc_load_le64 (b), b1 = ibc_load_le64 (b + 8);
 
-  store_le64 (r, a0 - b0);
-  store_le64 (r + 8, a1 - b1 - (a0 < b0));
+  ibc_store_le64 (r, a0 - b0);
+  ibc_store_le64 (r + 8, a1 - b1 - (a0 < b0));
 }
 
 static EVP_CIPHER_CTX *
@@ -127,7 +107,7 @@ hash_header (const struct adiantum_state *st, size_t bulk_len,
   struct ibc_poly1305_state ps;
   uint8_t header[16] = { 0 };
 
-  store_le64 (header, (uint64_t) bulk_len * 8);
+  ibc_store_le64 (header, (uint64_t) bulk_len * 8);
   ibc_poly1305_init (&ps);
   ibc_poly1305_blocks (&ps, &st->header_key, header, 1, true);
   ibc_poly1305_tail (&ps, &st->header_key, tweak, tweak_len);

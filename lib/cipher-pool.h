@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "ibcrypt/dun.h"
+#include "endian.h"
 
 /* One algorithm ("AES-256-XTS", "SM4-ECB", ...) of the provider that
  * EVP_CIPHER_fetch() picks, called through its dispatch table.  Why not
@@ -113,27 +114,6 @@ extern const struct ibc_cipher_impl ibc_cipher_impl_aes_xts_on_ecb;
 struct ibc_iv128 {
   uint64_t lo, hi;
 };
-
-static inline uint64_t
-ibc_load_le64 (const uint8_t *p)
-{
-  uint64_t v;
-
-  memcpy (&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  return v;
-}
-
-static inline void
-ibc_store_le64 (uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  memcpy (p, &v, 8);
-}
 
 static inline struct ibc_iv128
 ibc_iv128_from_dun (const struct ibc_dun *dun)

@@ -4,33 +4,13 @@
 #include <sodium.h>
 
 #include "adiantum-internal.h"
+#include "endian.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define IBC_MULTIVERSION __attribute__ ((target_clones ("avx2", "default")))
 #else
 #define IBC_MULTIVERSION
 #endif
-
-static inline uint32_t
-load_le32 (const uint8_t *p)
-{
-  uint32_t v;
-
-  memcpy (&v, p, 4);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap32 (v);
-#endif
-  return v;
-}
-
-static inline void
-store_le64 (uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  memcpy (p, &v, 8);
-}
 
 /* Add NH of len bytes (a multiple of 16) to the four pass sums.  Pass p
  * uses the key shifted by 4*p words; each 16-byte unit m0..m3 adds
@@ -48,7 +28,7 @@ nh_accumulate (const uint32_t *key, const uint8_t *msg, size_t len,
     uint32_t m[4], a[2 * IBC_NH_PASSES], b[2 * IBC_NH_PASSES];
 
     for (int q = 0; q < 4; q++)
-      m[q] = load_le32 (msg + 4 * q);
+      m[q] = ibc_load_le32 (msg + 4 * q);
     for (int p = 0; p < IBC_NH_PASSES; p++) {
       a[2 * p] = m[0] + key[4 * p];
       b[2 * p] = m[2] + key[4 * p + 2];
@@ -66,7 +46,7 @@ static void
 nh_output (const uint64_t sums[IBC_NH_PASSES], uint8_t out[IBC_NH_HASH_BYTES])
 {
   for (int i = 0; i < IBC_NH_PASSES; i++)
-    store_le64 (out + 8 * i, sums[i]);
+    ibc_store_le64 (out + 8 * i, sums[i]);
 }
 
 void
@@ -85,7 +65,7 @@ ibc_nhpoly1305_setkey (struct ibc_nhpoly1305_key *key,
 {
   ibc_poly1305_setkey (&key->poly, raw);
   for (int i = 0; i < IBC_NH_KEY_WORDS; i++)
-    key->nh[i] = load_le32 (raw + 16 + 4 * i);
+    key->nh[i] = ibc_load_le32 (raw + 16 + 4 * i);
 }
 
 void

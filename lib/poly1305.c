@@ -4,40 +4,20 @@
 #include <sodium.h>
 
 #include "adiantum-internal.h"
+#include "endian.h"
 
 __extension__ typedef unsigned __int128 u128;
 
 #define MASK44 0xfffffffffffULL
 #define MASK42 0x3ffffffffffULL
 
-static inline uint64_t
-load_le64 (const uint8_t *p)
-{
-  uint64_t v;
-
-  memcpy (&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  return v;
-}
-
-static inline void
-store_le64 (uint8_t *p, uint64_t v)
-{
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64 (v);
-#endif
-  memcpy (p, &v, 8);
-}
-
 void
 ibc_poly1305_setkey (struct ibc_poly1305_key *key,
                      const uint8_t raw[IBC_POLY1305_BLOCK_SIZE])
 {
   /* Clamp: r &= 0x0ffffffc0ffffffc0ffffffc0fffffff. */
-  uint64_t t0 = load_le64 (raw) & 0x0ffffffc0fffffffULL;
-  uint64_t t1 = load_le64 (raw + 8) & 0x0ffffffc0ffffffcULL;
+  uint64_t t0 = ibc_load_le64 (raw) & 0x0ffffffc0fffffffULL;
+  uint64_t t1 = ibc_load_le64 (raw + 8) & 0x0ffffffc0ffffffcULL;
 
   key->r[0] = t0 & MASK44;
   key->r[1] = ((t0 >> 44) | (t1 << 20)) & MASK44;
@@ -65,7 +45,7 @@ ibc_poly1305_blocks (struct ibc_poly1305_state *st,
   uint64_t h0 = st->h[0], h1 = st->h[1], h2 = st->h[2];
 
   while (nblocks-- > 0) {
-    uint64_t t0 = load_le64 (in), t1 = load_le64 (in + 8);
+    uint64_t t0 = ibc_load_le64 (in), t1 = ibc_load_le64 (in + 8);
     u128 d0, d1, d2;
     uint64_t c;
 
@@ -157,13 +137,13 @@ ibc_poly1305_emit (const struct ibc_poly1305_state *st, const uint8_t *mask,
   lo = h0 | (h1 << 44);
   hi = (h1 >> 20) | (h2 << 24);
   if (mask) {
-    uint64_t m0 = load_le64 (mask), m1 = load_le64 (mask + 8);
+    uint64_t m0 = ibc_load_le64 (mask), m1 = ibc_load_le64 (mask + 8);
 
     lo += m0;
     hi += m1 + (lo < m0);
   }
-  store_le64 (out, lo);
-  store_le64 (out + 8, hi);
+  ibc_store_le64 (out, lo);
+  ibc_store_le64 (out + 8, hi);
 }
 
 void

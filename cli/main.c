@@ -49,6 +49,23 @@ static const struct ctl_command commands[] = {
     "  --force   remove it even while crypt tables use it (I/O to those\n"
     "            ranges then fails with EIO)\n",
     ctl_cmd_key_remove },
+  { "key", "import", "DEVICE --key-file PATH|- [--output FILE]",
+    "Wrap a raw key with DEVICE's hardware: write the long-term blob.",
+    "  --key-file PATH|-   the raw key (16 to 64 bytes) from PATH or stdin\n"
+    "  --output FILE       write the blob to FILE (mode 0600), not stdout\n"
+    "  " DEV_OPT,
+    ctl_cmd_key_import },
+  { "key", "generate", "DEVICE [--output FILE]",
+    "Let DEVICE's hardware generate a key: write its long-term blob.",
+    "  --output FILE       write the blob to FILE (mode 0600), not stdout\n"
+    "  " DEV_OPT,
+    ctl_cmd_key_generate },
+  { "key", "prepare", "DEVICE LTBLOB_FILE [--output FILE]",
+    "Turn a long-term blob into this boot's ephemeral blob.",
+    "  LTBLOB_FILE         the long-term blob (key import/generate), or -\n"
+    "  --output FILE       write the blob to FILE (mode 0600), not stdout\n"
+    "  " DEV_OPT,
+    ctl_cmd_key_prepare },
   { "device", "list", "", "List the devices of every instance.", NULL,
     ctl_cmd_device_list },
   { "device", "show", "DEVICE",

@@ -324,6 +324,9 @@ int op_table_load (struct ibcd_op_ctx *ctx);
 int op_table_resume (struct ibcd_op_ctx *ctx);
 int op_map (struct ibcd_op_ctx *ctx);
 int op_stats (struct ibcd_op_ctx *ctx);
+int op_key_import (struct ibcd_op_ctx *ctx);
+int op_key_generate (struct ibcd_op_ctx *ctx);
+int op_key_prepare (struct ibcd_op_ctx *ctx);
 
 /* A key object of CONTROL.md (name, cipher, key_type, key_id, size,
  * bindings, instances) from a snapshot of the registry. */

@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "agent-internal.h"
 #include "ibcrypt/agent.h"
 #include "ibcrypt/dm.h"
 #include "ibcrypt/fallback.h"
@@ -473,6 +474,8 @@ op_status (uint64_t id)
 static struct json_object *
 dispatch (uint64_t id, const char *op, struct ibc_frame *f)
 {
+  struct json_object *reply;
+
   if (strcmp (op, "key_add") == 0)
     return op_key_add (id, f->hdr, f);
   if (strcmp (op, "key_remove") == 0)
@@ -490,6 +493,9 @@ dispatch (uint64_t id, const char *op, struct ibc_frame *f)
     return op_status (id);
   if (strcmp (op, "ping") == 0)
     return ibc_proto_reply_ok (id);
+  reply = ibc_agent_op_wrapped (id, op, f);
+  if (reply)
+    return reply;
   return ibc_proto_reply_error (id, ENOSYS, "unknown op '%s'", op);
 }
 

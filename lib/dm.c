@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ibcrypt/dm.h"
+#include "ibcrypt/hwdev.h"
 #include "ibcrypt/srcu.h"
 
 /* Overview.  A table is parsed (table.c), resolved against the layer below
@@ -251,6 +252,30 @@ dm_keyslot_evict (struct ibc_profile *profile, const struct ibc_key *key,
   }
   ibc_srcu_read_unlock (&dev->srcu, token);
   return busy ? busy : first;
+}
+
+/* dm's wrapped-key ops go to the first device of the live table only (since
+ * "dm: fix excessive blk-crypto operations for invalid keys"): every lower
+ * device must accept the same blobs for the table to work at all. */
+int
+ibc_dm_device_first_lower (struct ibc_dm_device *md,
+                           const struct ibc_layer **ret_layer,
+                           const struct ibc_device **ret_dev)
+{
+  unsigned token = ibc_srcu_read_lock (&md->srcu);
+  const struct dm_state *st = atomic_load (&md->live);
+  const struct ibc_device *d = NULL;
+
+  if (ibc_dm_table_device_count (st->table) > 0)
+    d = st->lowers[0].device;
+  /* Lower devices belong to the published layer below, which outlives
+   * every table, so d stays valid after the read-side section. */
+  ibc_srcu_read_unlock (&md->srcu, token);
+  if (d == NULL || md->below == NULL)
+    return -EOPNOTSUPP;
+  *ret_layer = md->below;
+  *ret_dev = d;
+  return 0;
 }
 
 static const struct ibc_profile_ops dm_profile_ops = {

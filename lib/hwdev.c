@@ -8,8 +8,7 @@
 
 #include <sodium.h>
 
-#include "ibcrypt/cipher.h"
-#include "ibcrypt/hwdev.h"
+#include "hwdev-internal.h"
 
 struct ibc_hwdev {
   struct ibc_hwdev_spec spec;
@@ -19,6 +18,7 @@ struct ibc_hwdev {
    * the program/evict ops, which the profile calls under its write lock on
    * an idle slot, so a request holding the slot reads it without a lock. */
   struct ibc_cipher **slot_ciphers;
+  struct ibc_hwdev_wrap *wrap; /* wrapping keys, locked memory */
   atomic_uint_fast64_t crypt_requests, crypt_bytes, raw_key_setups;
   atomic_uint_fast64_t injected_failures, resets;
 };
@@ -120,6 +120,12 @@ spec_field (struct ibc_hwdev_spec *spec, const char *k, const char *v,
   } else if (strcmp (k, "key-types") == 0) {
     if (parse_key_types (v, &spec->caps.key_types) < 0)
       goto bad;
+  } else if (strcmp (k, "wrapping-key") == 0) {
+    /* @PATH, as nbdkit's convention for values read from a file. */
+    if (v[0] != '@' || v[1] == '\0'
+        || strlen (v + 1) > IBC_HWDEV_WRAPPING_KEY_PATH_MAX)
+      goto bad;
+    strcpy (spec->wrapping_key, v + 1);
   } else if (strcmp (k, "integrity") == 0) {
     if (strcmp (v, "yes") == 0 || strcmp (v, "1") == 0)
       spec->integrity = true;
@@ -205,6 +211,17 @@ sleep_us (uint32_t us)
   nanosleep (&ts, NULL);
 }
 
+/* The hardware's key setup: a raw key as is, a hw-wrapped one unwrapped
+ * and turned into its derived inline key inside the "hardware". */
+static int
+device_cipher (struct ibc_hwdev *dev, const struct ibc_key *key,
+               struct ibc_cipher **ret)
+{
+  if (ibc_key_config (key)->key_type == IBC_KEY_TYPE_HW_WRAPPED)
+    return ibc_hwdev_wrap_cipher (dev->wrap, key, ret);
+  return ibc_cipher_new (key, ret);
+}
+
 static int
 hwdev_program (struct ibc_profile *profile, const struct ibc_key *key,
                unsigned slot, void *opaque)
@@ -228,7 +245,7 @@ hwdev_program (struct ibc_profile *profile, const struct ibc_key *key,
     atomic_fetch_add (&dev->injected_failures, 1);
     return -EIO;
   }
-  r = ibc_cipher_new (key, &cipher);
+  r = device_cipher (dev, key, &cipher);
   if (r < 0)
     return r;
   dev->slot_ciphers[slot] = cipher;
@@ -270,6 +287,9 @@ ibc_hwdev_new (const struct ibc_hwdev_spec *spec,
   dev->spec = *spec;
   if (knobs)
     dev->knobs = *knobs;
+  r = ibc_hwdev_wrap_new (spec->wrapping_key, &dev->wrap);
+  if (r < 0)
+    goto out_free;
   if (!spec->integrity) {
     if (spec->slots) {
       dev->slot_ciphers = calloc (spec->slots, sizeof *dev->slot_ciphers);
@@ -287,6 +307,7 @@ ibc_hwdev_new (const struct ibc_hwdev_spec *spec,
   return 0;
 
 out_free:
+  ibc_hwdev_wrap_free (dev->wrap);
   free (dev->slot_ciphers);
   free (dev);
   return r;
@@ -301,7 +322,14 @@ ibc_hwdev_free (struct ibc_hwdev *dev)
   for (unsigned i = 0; dev->slot_ciphers && i < dev->spec.slots; i++)
     ibc_cipher_free (dev->slot_ciphers[i]);
   free (dev->slot_ciphers);
+  ibc_hwdev_wrap_free (dev->wrap);
   free (dev);
+}
+
+const struct ibc_hwdev_wrap *
+ibc_hwdev_wrap_of (const struct ibc_hwdev *dev)
+{
+  return dev->wrap;
 }
 
 const struct ibc_hwdev_spec *
@@ -339,7 +367,7 @@ ibc_hwdev_crypt (struct ibc_hwdev *dev, const struct ibc_key *key,
   } else {
     /* No keyslots: the raw key travels with the request and the hardware
      * sets it up every time. */
-    r = ibc_cipher_new (key, &cipher);
+    r = device_cipher (dev, key, &cipher);
     if (r < 0)
       return r == -ENOMEM ? r : -EIO;
     atomic_fetch_add_explicit (&dev->raw_key_setups, 1, memory_order_relaxed);

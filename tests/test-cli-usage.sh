@@ -34,6 +34,9 @@ want='  status
   key show NAME
   key evict NAME [DEVICE]
   key remove NAME [--force]
+  key import DEVICE --key-file PATH|- [--output FILE]
+  key generate DEVICE [--output FILE]
+  key prepare DEVICE LTBLOB_FILE [--output FILE]
   device list
   device show DEVICE
   device caps DEVICE [--check CIPHER:DUS:DUN_BYTES[:KEY_TYPE]]

@@ -127,13 +127,19 @@ keyslot_get_ready (int thread_model)
     if (s->size == 0)
       s->size = UINT64_MAX - s->start;
     r = ibc_hwdev_new (s, &knobs, &devices[i]);
-    if (r == 0)
-      r = ibc_layer_add_device (layer, s->name, s->start, s->size,
-                                ibc_hwdev_profile (devices[i]), devices[i]);
     if (r < 0) {
       nbdkit_error ("keyslot-device '%s': %s", s->name,
-                    r == -EINVAL ? "overlaps another device or is invalid"
-                                 : strerror (-r));
+                    r == -EINVAL && s->wrapping_key[0]
+                        ? "invalid device, or wrapping-key file not exactly "
+                          "32 readable bytes"
+                        : strerror (-r));
+      return -1;
+    }
+    r = ibc_layer_add_device (layer, s->name, s->start, s->size,
+                              ibc_hwdev_profile (devices[i]), devices[i]);
+    if (r < 0) {
+      nbdkit_error ("keyslot-device '%s': %s", s->name,
+                    r == -EINVAL ? "overlaps another device" : strerror (-r));
       return -1;
     }
   }

@@ -1,14 +1,13 @@
 /* Adiantum backend (XChaCha12 + NHPoly1305 + AES-256), as the kernel's
  * adiantum(xchacha12,aes): blk-crypto mode IBC_MODE_ADIANTUM. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "adiantum-internal.h"
 #include "cipher-internal.h"
+#include "cipher-pool.h"
 #include "ibcrypt/secmem.h"
 #include "endian.h"
 
@@ -17,28 +16,19 @@
 /* Subkeys taken from the XChaCha12 keystream of the user key, in order. */
 #define DERIVED_BYTES (AES_KEY_SIZE + 16 + IBC_NHPOLY1305_KEY_BYTES)
 
-/* Preprogrammed AES contexts.  An EVP_CIPHER_CTX must not be used by two
- * threads at once, and programming one per call would redo the key
- * schedule, so crypt() borrows one from this pool with a lock-free flag and
- * only builds a temporary context when all are in use.  More slots than
- * CPUs would only cost memory. */
-#define AES_SLOTS 8
+/* The AES contexts of a pool slot, keyed with K_E: a context must not be
+ * used by two threads at once, and keying one per call would redo the key
+ * schedule. */
+enum { AES_ENC, AES_DEC, AES_NCTX };
 
-struct aes_slot {
-  atomic_flag busy;
-  EVP_CIPHER_CTX *enc;
-  EVP_CIPHER_CTX *dec;
-} __attribute__ ((aligned (64))); /* one cache line each: no false sharing */
-
-/* Everything here is read-only after setup except the slot flags and the
- * contexts of the slots a thread holds.  Allocated in locked memory. */
+/* Everything here is read-only after setup except the pool's slots.
+ * Allocated in locked memory. */
 struct adiantum_state {
-  struct aes_slot slots[AES_SLOTS];
   uint8_t stream_key[IBC_ADIANTUM_KEY_SIZE]; /* K_S, the user key */
-  uint8_t aes_key[AES_KEY_SIZE];             /* K_E */
   struct ibc_poly1305_key header_key;        /* K_T: hashes the tweak */
   struct ibc_nhpoly1305_key msg_key;         /* K_L: hashes the bulk */
-  EVP_CIPHER *aes;
+  struct ibc_pcipher aes;                    /* AES-256-ECB */
+  struct ibc_ctx_pool pool;                  /* keyed with K_E */
   uint32_t dus;
 };
 
@@ -64,38 +54,23 @@ le128_sub (uint8_t r[16], const uint8_t a[16], const uint8_t b[16])
   ibc_store_le64 (r + 8, a1 - b1 - (a0 < b0));
 }
 
-static EVP_CIPHER_CTX *
-aes_ctx_new (const struct adiantum_state *st, bool encrypt)
+/* Take a pool slot and its AES context for the direction; the caller
+ * gives the slot back with ibc_ctx_pool_put.  NULL when out of memory. */
+static struct ibc_pool_slot *
+aes_take (struct adiantum_state *st, bool encrypt, void **ret_aes)
 {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+  struct ibc_pool_slot *slot = ibc_ctx_pool_get (&st->pool);
+  void *aes;
 
-  if (ctx == NULL)
+  if (slot == NULL)
     return NULL;
-  if (EVP_CipherInit_ex2 (ctx, st->aes, st->aes_key, NULL, encrypt ? 1 : 0,
-                          NULL)
-          != 1
-      || EVP_CIPHER_CTX_set_padding (ctx, 0) != 1) {
-    EVP_CIPHER_CTX_free (ctx);
+  aes = ibc_ctx_pool_ctx (&st->pool, slot, encrypt ? AES_ENC : AES_DEC);
+  if (aes == NULL) {
+    ibc_ctx_pool_put (&st->pool, slot);
     return NULL;
   }
-  return ctx;
-}
-
-static struct aes_slot *
-slot_get (struct adiantum_state *st)
-{
-  for (unsigned i = 0; i < AES_SLOTS; i++) {
-    if (!atomic_flag_test_and_set_explicit (&st->slots[i].busy,
-                                            memory_order_acquire))
-      return &st->slots[i];
-  }
-  return NULL;
-}
-
-static void
-slot_put (struct aes_slot *slot)
-{
-  atomic_flag_clear_explicit (&slot->busy, memory_order_release);
+  *ret_aes = aes;
+  return slot;
 }
 
 /* The header hash H_T: Poly1305 (no mask) of the bulk length in bits as a
@@ -114,28 +89,15 @@ hash_header (const struct adiantum_state *st, size_t bulk_len,
   ibc_poly1305_emit (&ps, NULL, out);
 }
 
-/* One AES-256 block through a context programmed for the direction. */
-static int
-aes_block (EVP_CIPHER_CTX *aes, const uint8_t in[BLOCK_SIZE],
-           uint8_t out[BLOCK_SIZE])
-{
-  int outl = 0;
-
-  if (EVP_CipherUpdate (aes, out, &outl, in, BLOCK_SIZE) != 1
-      || outl != BLOCK_SIZE)
-    return -EIO;
-  return 0;
-}
-
 /* One message: L (len - 16 bytes) and R (the last 16).  Encrypt:
  *   P_M = P_R + H(T, P_L);  C_M = AES(P_M);
  *   C_L = P_L ^ XChaCha12(nonce = C_M || 1 || 0...);  C_R = C_M - H(T, C_L)
  * and decrypt runs it backwards.  H(T, L) = H_T(T, |L|) + NHPoly1305(L).
  * The only step that can fail (AES) runs before anything is written. */
 static int
-crypt_one (const struct adiantum_state *st, EVP_CIPHER_CTX *aes,
-           const uint8_t *tweak, size_t tweak_len, const uint8_t *in,
-           uint8_t *out, size_t len, bool encrypt)
+crypt_one (const struct adiantum_state *st, void *aes, const uint8_t *tweak,
+           size_t tweak_len, const uint8_t *in, uint8_t *out, size_t len,
+           bool encrypt)
 {
   const size_t bulk = len - BLOCK_SIZE;
   uint8_t hdr[16], h[16], cm[16], pm[16], nonce[IBC_XCHACHA_NONCE_SIZE];
@@ -149,10 +111,10 @@ crypt_one (const struct adiantum_state *st, EVP_CIPHER_CTX *aes,
   le128_add (h, h, hdr);
   if (encrypt) {
     le128_add (pm, in + bulk, h);
-    r = aes_block (aes, pm, cm);
+    r = ibc_pcipher_crypt (&st->aes, aes, true, NULL, pm, cm, BLOCK_SIZE);
   } else {
     le128_add (cm, in + bulk, h);
-    r = aes_block (aes, cm, pm);
+    r = ibc_pcipher_crypt (&st->aes, aes, false, NULL, cm, pm, BLOCK_SIZE);
   }
   if (r < 0)
     goto out_wipe;
@@ -176,28 +138,24 @@ out_wipe:
   return r;
 }
 
-/* One message with any tweak, through a borrowed (or, if all are busy,
- * temporary) AES context. */
+/* One message with any tweak. */
 int
 ibc_adiantum_crypt_message (void *state, const uint8_t *tweak, size_t tweak_len,
                             const uint8_t *in, uint8_t *out, size_t len,
                             bool encrypt)
 {
   struct adiantum_state *st = state;
-  struct aes_slot *slot;
-  EVP_CIPHER_CTX *tmp = NULL;
+  struct ibc_pool_slot *slot;
+  void *aes;
   int r;
 
   if (len < BLOCK_SIZE)
     return -EINVAL;
-  slot = slot_get (st);
-  if (slot == NULL && (tmp = aes_ctx_new (st, encrypt)) == NULL)
+  slot = aes_take (st, encrypt, &aes);
+  if (slot == NULL)
     return -EIO;
-  r = crypt_one (st, slot ? (encrypt ? slot->enc : slot->dec) : tmp, tweak,
-                 tweak_len, in, out, len, encrypt);
-  if (slot)
-    slot_put (slot);
-  EVP_CIPHER_CTX_free (tmp);
+  r = crypt_one (st, aes, tweak, tweak_len, in, out, len, encrypt);
+  ibc_ctx_pool_put (&st->pool, slot);
   return r;
 }
 
@@ -208,12 +166,9 @@ adiantum_destroy (void *state)
 
   if (st == NULL)
     return;
-  for (unsigned i = 0; i < AES_SLOTS; i++) {
-    /* EVP_CIPHER_CTX_free cleanses the key schedule. */
-    EVP_CIPHER_CTX_free (st->slots[i].enc);
-    EVP_CIPHER_CTX_free (st->slots[i].dec);
-  }
-  EVP_CIPHER_free (st->aes);
+  /* The providers cleanse the key schedules when freeing the contexts. */
+  ibc_ctx_pool_destroy (&st->pool);
+  ibc_pcipher_release (&st->aes);
   ibc_secmem_free (st, sizeof *st);
 }
 
@@ -223,6 +178,8 @@ adiantum_setup (const uint8_t *key, size_t key_size, uint32_t dus,
 {
   static const uint8_t derive_nonce[IBC_XCHACHA_NONCE_SIZE] = { 1 };
   struct adiantum_state *st;
+  const struct ibc_pcipher *pc[AES_NCTX];
+  void *tmpl[AES_NCTX];
   uint8_t *derived;
   int r = -EIO;
 
@@ -241,25 +198,32 @@ adiantum_setup (const uint8_t *key, size_t key_size, uint32_t dus,
   memcpy (st->stream_key, key, IBC_ADIANTUM_KEY_SIZE);
   ibc_xchacha12_xor (st->stream_key, derive_nonce, 0, derived, derived,
                      DERIVED_BYTES);
-  memcpy (st->aes_key, derived, AES_KEY_SIZE);
   ibc_poly1305_setkey (&st->header_key, derived + AES_KEY_SIZE);
   ibc_nhpoly1305_setkey (&st->msg_key, derived + AES_KEY_SIZE + 16);
-  ibc_secmem_free (derived, DERIVED_BYTES);
   st->dus = dus;
 
-  st->aes = EVP_CIPHER_fetch (NULL, "AES-256-ECB", NULL);
-  if (st->aes == NULL)
-    goto err_state;
-  for (unsigned i = 0; i < AES_SLOTS; i++) {
-    atomic_flag_clear (&st->slots[i].busy);
-    st->slots[i].enc = aes_ctx_new (st, true);
-    st->slots[i].dec = aes_ctx_new (st, false);
-    if (st->slots[i].enc == NULL || st->slots[i].dec == NULL)
-      goto err_state;
+  /* K_E lives on only in the key schedules of the pool's templates. */
+  if (ibc_pcipher_fetch ("AES-256-ECB", &st->aes) < 0
+      || st->aes.key_len != AES_KEY_SIZE)
+    goto err_derived;
+  tmpl[AES_ENC] = ibc_pcipher_new_keyed (&st->aes, derived, true);
+  tmpl[AES_DEC] = ibc_pcipher_new_keyed (&st->aes, derived, false);
+  pc[AES_ENC] = pc[AES_DEC] = &st->aes;
+  if (tmpl[AES_ENC] == NULL || tmpl[AES_DEC] == NULL) {
+    for (unsigned i = 0; i < AES_NCTX; i++) {
+      if (tmpl[i] != NULL)
+        pc[i]->freectx (tmpl[i]);
+    }
+    goto err_derived;
   }
+  ibc_secmem_free (derived, DERIVED_BYTES);
+  if (ibc_ctx_pool_init (&st->pool, AES_NCTX, pc, tmpl) < 0)
+    goto err_state;
   *ret_state = st;
   return 0;
 
+err_derived:
+  ibc_secmem_free (derived, DERIVED_BYTES);
 err_state:
   adiantum_destroy (st);
   return r;
@@ -272,16 +236,14 @@ adiantum_crypt (void *state, const struct ibc_dun *dun, const uint8_t *in,
   struct adiantum_state *st = state;
   struct ibc_dun d = *dun;
   uint8_t tweak[IBC_ADIANTUM_TWEAK_SIZE];
-  struct aes_slot *slot;
-  EVP_CIPHER_CTX *aes, *tmp = NULL;
+  struct ibc_pool_slot *slot;
+  void *aes;
   int r = 0;
 
   if (len == 0 || len % st->dus != 0)
     return -EINVAL;
-  slot = slot_get (st);
-  if (slot)
-    aes = encrypt ? slot->enc : slot->dec;
-  else if ((aes = tmp = aes_ctx_new (st, encrypt)) == NULL)
+  slot = aes_take (st, encrypt, &aes);
+  if (slot == NULL)
     return -EIO;
 
   for (size_t off = 0; off < len; off += st->dus) {
@@ -294,9 +256,7 @@ adiantum_crypt (void *state, const struct ibc_dun *dun, const uint8_t *in,
     ibc_dun_add (&d, 1);
   }
 
-  if (slot)
-    slot_put (slot);
-  EVP_CIPHER_CTX_free (tmp);
+  ibc_ctx_pool_put (&st->pool, slot);
   return r;
 }
 

@@ -572,7 +572,8 @@ END_TEST
 
 /* ---- Concurrent use of one state -------------------------------------- */
 
-#define THREADS 12 /* more than the AES context pool: some take the slow path */
+#define THREADS                                                                \
+  12 /* concurrent users of one key (the pool itself: test-cipher) */
 #define THREAD_ROUNDS 40
 
 struct thread_arg {

@@ -7,7 +7,7 @@ status=0
 for t in "$build"/tests/test-*; do
   [ -x "$t" ] || continue
   # IBC_TEST_QUICK shortens the stress loops: valgrind serialises threads.
-  if ! CK_FORK=no IBC_TEST_QUICK=1 valgrind -q --error-exitcode=99 \
+  if ! CK_FORK=no IBC_TEST_QUICK=1 timeout 600 valgrind -q --error-exitcode=99 \
       --leak-check=full --errors-for-leak-kinds=definite \
       "$t" >"$t.valgrind.log" 2>&1; then
     echo "valgrind: $t failed:"

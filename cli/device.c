@@ -162,15 +162,12 @@ ctl_print_device (struct json_object *dev)
 int
 ctl_cmd_device_list (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *reply = NULL, *devs;
   struct ctl_table *t;
   size_t n;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 0, 0)))
+  if ((status = ctl_positional (argc, argv, 0, 0)))
     return status;
   status = ctl_simple_call (ctl_request ("device_list"), &reply,
                             "listing devices");
@@ -211,14 +208,11 @@ out:
 int
 ctl_cmd_device_show (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL;
   const char *device;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 1)))
+  if ((status = ctl_positional (argc, argv, 1, 1)))
     return status;
   device = argv[optind];
   req = ctl_request ("device_show");
@@ -338,14 +332,11 @@ ctl_cmd_device_caps (int argc, char **argv)
 int
 ctl_cmd_device_reset (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL;
   const char *device;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 1)))
+  if ((status = ctl_positional (argc, argv, 1, 1)))
     return status;
   device = argv[optind];
   if (!ctl_confirm ("Reset keyslot device '%s' (all its keyslots are "

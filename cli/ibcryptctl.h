@@ -51,6 +51,9 @@ int ctl_getopt (int argc, char **argv, const char *shortopts,
 /* Positional argument count check: prints a usage error unless
  * min <= argc - optind <= max; returns 0 or exit status 1. */
 int ctl_want_args (int argc, char **argv, int min, int max);
+/* For commands without options: ctl_getopt with none, then
+ * ctl_want_args.  Returns 0 or an exit status. */
+int ctl_positional (int argc, char **argv, int min, int max);
 
 /* ---- exitcode.c ---------------------------------------------------------- */
 

@@ -147,16 +147,13 @@ out:
 int
 ctl_cmd_key_list (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *reply = NULL, *keys, *unknown;
   struct ctl_table *t;
   char buf[1024], nb[32];
   size_t n;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 0, 0)))
+  if ((status = ctl_positional (argc, argv, 0, 0)))
     return status;
   status = ctl_simple_call (ctl_request ("key_list"), &reply, "listing keys");
   if (status)
@@ -211,15 +208,12 @@ out:
 int
 ctl_cmd_key_show (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL, *key, *bindings;
   const char *name;
   char buf[1024];
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 1)))
+  if ((status = ctl_positional (argc, argv, 1, 1)))
     return status;
   name = argv[optind];
   req = ctl_request ("key_show");
@@ -265,15 +259,12 @@ out:
 int
 ctl_cmd_key_evict (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL, *busy;
   const char *name, *device;
   char buf[1024];
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 2)))
+  if ((status = ctl_positional (argc, argv, 1, 2)))
     return status;
   name = argv[optind];
   device = optind + 1 < argc ? argv[optind + 1] : NULL;

@@ -260,6 +260,17 @@ ctl_want_args (int argc, char **argv, int min, int max)
   return 0;
 }
 
+int
+ctl_positional (int argc, char **argv, int min, int max)
+{
+  static const struct option none[] = { { NULL, 0, NULL, 0 } };
+
+  /* Any option is a usage error (ctl_getopt has reported it). */
+  if (ctl_getopt (argc, argv, "", none) != -1)
+    return CTL_EXIT_USAGE;
+  return ctl_want_args (argc, argv, min, max);
+}
+
 /* Global options may appear anywhere before "--"; take them out of argv so
  * each command parses only its own.  Returns 0, or an exit status + 1 to
  * stop (help/version/usage already handled by the caller's flags). */

@@ -33,15 +33,12 @@ print_stats (struct json_object *d)
 int
 ctl_cmd_stats (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL, *devs;
   const char *device;
-  int c, status;
+  int status;
   size_t n;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 0, 1)))
+  if ((status = ctl_positional (argc, argv, 0, 1)))
     return status;
   device = optind < argc ? argv[optind] : NULL;
   req = ctl_request ("stats");

@@ -119,16 +119,13 @@ print_instance (struct json_object *inst, struct json_object *devs)
 int
 ctl_cmd_status (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *reply = NULL, *devreply = NULL, *devs = NULL;
   struct json_object *daemon, *instances, *keys;
   struct ctl_client *client;
-  int c, r, status;
+  int r, status;
   size_t n;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 0, 0)))
+  if ((status = ctl_positional (argc, argv, 0, 0)))
     return status;
   client = ctl_connect (&status);
   if (client == NULL)

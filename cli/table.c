@@ -62,15 +62,12 @@ out:
 int
 ctl_cmd_table_load (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL;
   const char *device, *file;
   char *text = NULL;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 2)))
+  if ((status = ctl_positional (argc, argv, 1, 2)))
     return status;
   device = argv[optind];
   file = optind + 1 < argc ? argv[optind + 1] : "-";
@@ -94,14 +91,11 @@ ctl_cmd_table_load (int argc, char **argv)
 int
 ctl_cmd_table_resume (int argc, char **argv)
 {
-  static const struct option opts[] = { { NULL, 0, NULL, 0 } };
   struct json_object *req, *reply = NULL;
   const char *device;
-  int c, status;
+  int status;
 
-  while ((c = ctl_getopt (argc, argv, "", opts)) != -1)
-    return CTL_EXIT_USAGE;
-  if ((status = ctl_want_args (argc, argv, 1, 1)))
+  if ((status = ctl_positional (argc, argv, 1, 1)))
     return status;
   device = argv[optind];
   if (!ctl_confirm ("Make the loaded table of '%s' live?", device))

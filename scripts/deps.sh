@@ -12,6 +12,8 @@ packages=(
   nbdkit nbdkit-plugin-dev libnbd-bin nbdfuse fuse3 e2fsprogs util-linux
   # independent implementations and references for cross-checks/benchmarks
   python3 python3-cryptography cryptsetup-bin fio
+  # systemd-analyze verify/security for the unit tests; setpriv, groupadd
+  systemd passwd
 )
 
 missing=()

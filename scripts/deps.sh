@@ -8,8 +8,8 @@ packages=(
   # libraries
   libsodium-dev libssl-dev openssl libjson-c-dev check libsystemd-dev
   libfuse3-dev libnbd-dev
-  # the NBD stack and block-device tests
-  nbdkit nbdkit-plugin-dev libnbd-bin nbdfuse fuse3 e2fsprogs util-linux
+  # the NBD stack and block-device tests (libnbd-bin has nbdcopy, nbdfuse)
+  nbdkit nbdkit-plugin-dev libnbd-bin fuse3 e2fsprogs util-linux
   # independent implementations and references for cross-checks/benchmarks
   python3 python3-cryptography cryptsetup-bin fio
   # systemd-analyze verify/security for the unit tests; setpriv, groupadd

@@ -74,6 +74,29 @@ ibc_zero_chunk (void)
 }
 
 int
+ibc_write_chunked (nbdkit_next *next, const void *src, uint64_t count,
+                   uint64_t offset, uint32_t flags, ibc_chunk_fn fn,
+                   void *opaque, int *err)
+{
+  while (count > 0) {
+    uint32_t n = count < IBC_CHUNK_SIZE ? (uint32_t) count : IBC_CHUNK_SIZE;
+    const void *out = src ? src : ibc_zero_chunk ();
+
+    if (fn && (out = fn (opaque, out, n, err)) == NULL)
+      return -1;
+    if (next->pwrite (next, out, n, offset,
+                      n == count ? flags : flags & ~NBDKIT_FLAG_FUA, err)
+        == -1)
+      return -1;
+    if (src)
+      src = (const char *) src + n;
+    offset += n;
+    count -= n;
+  }
+  return 0;
+}
+
+int
 ibc_parse_rate_ppm (const char *key, const char *value, uint32_t *ret)
 {
   char *end;

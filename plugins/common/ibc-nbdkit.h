@@ -29,6 +29,19 @@ void *ibc_bounce (size_t len);
 /* A buffer of IBC_CHUNK_SIZE zero bytes, never written. */
 const void *ibc_zero_chunk (void);
 
+/* Turns n bytes of input into the bytes to write (in itself, or a bounce
+ * buffer it filled), or NULL with *err set. */
+typedef const void *(*ibc_chunk_fn) (void *opaque, const void *in, uint32_t n,
+                                     int *err);
+
+/* Write count bytes at offset in chunks of at most IBC_CHUNK_SIZE (so
+ * bounce buffers stay bounded): chunk by chunk, src's next bytes (zeros
+ * when src is NULL), passed through fn when it is not NULL.  FUA, if
+ * asked, goes with the last chunk only.  Returns 0 or -1 with *err set. */
+int ibc_write_chunked (nbdkit_next *next, const void *src, uint64_t count,
+                       uint64_t offset, uint32_t flags, ibc_chunk_fn fn,
+                       void *opaque, int *err);
+
 /* For every filter's .config, before its own keys: the agent's keys
  * (ibcrypt-socket, ibcrypt-name).  1 consumed, 0 not ours, -1 bad value
  * (reported with nbdkit_error). */

@@ -357,6 +357,34 @@ fallback_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
   return r < 0 ? -1 : 0;
 }
 
+/* ibc_chunk_fn for software pieces: encrypt one chunk into this thread's
+ * bounce buffer and move the DUN past it. */
+struct sw_chunk {
+  const struct ibc_key *key;
+  struct ibc_dun dun;
+  uint32_t dus;
+};
+
+static const void *
+encrypt_chunk (void *opaque, const void *in, uint32_t n, int *err)
+{
+  struct sw_chunk *c = opaque;
+  void *bounce = ibc_bounce (n);
+  int r;
+
+  if (bounce == NULL) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  r = ibc_fallback_crypt (fb, c->key, &c->dun, in, bounce, n, true);
+  if (r < 0) {
+    sw_error (r, err);
+    return NULL;
+  }
+  ibc_dun_add (&c->dun, n / c->dus);
+  return bounce;
+}
+
 /* Write a crypt piece from src, or zeros when src is NULL: software pieces
  * are encrypted here chunk by chunk; native pieces go down with their
  * context (zeros as zero chunks: the device encrypts whatever it writes,
@@ -365,63 +393,18 @@ static int
 write_crypt (nbdkit_next *next, struct ibc_fallback_piece *p, const char *src,
              uint32_t flags, int *err)
 {
-  struct ibc_dun dun = p->dun;
-  uint64_t done = 0;
-  uint32_t dus = p->binding->config.data_unit_size;
+  struct sw_chunk c = { p->key, p->dun, p->binding->config.data_unit_size };
   bool sw = p->action == IBC_PIECE_SOFTWARE;
+  int r;
 
-  if (!sw && src) {
-    ibc_ctx_push (&p->ctx);
-    int r = next->pwrite (next, src, (uint32_t) p->len, p->off, flags, err);
-    ibc_ctx_pop ();
-    return r;
-  }
-  while (done < p->len) {
-    uint32_t n = p->len - done < IBC_CHUNK_SIZE ? (uint32_t) (p->len - done)
-                                                : IBC_CHUNK_SIZE;
-    const void *out = ibc_zero_chunk ();
-    int r;
-
-    if (sw) {
-      void *bounce = ibc_bounce (n);
-      if (bounce == NULL) {
-        *err = ENOMEM;
-        return -1;
-      }
-      r = ibc_fallback_crypt (fb, p->key, &dun, src ? src + done : out, bounce,
-                              n, true);
-      if (r < 0)
-        return sw_error (r, err);
-      out = bounce;
-    }
-    ibc_ctx_push (&p->ctx);
-    r = next->pwrite (next, out, n, p->off + done,
-                      done + n == p->len ? flags : flags & ~NBDKIT_FLAG_FUA,
-                      err);
-    ibc_ctx_pop ();
-    if (r == -1)
-      return -1;
-    ibc_dun_add (&dun, n / dus);
-    done += n;
-  }
-  return 0;
-}
-
-/* Zeros for a layer below that cannot zero: the shared zero chunk. */
-static int
-write_plain_zeros (nbdkit_next *next, uint32_t count, uint64_t offset,
-                   uint32_t flags, int *err)
-{
-  while (count > 0) {
-    uint32_t n = count < IBC_CHUNK_SIZE ? count : IBC_CHUNK_SIZE;
-    if (next->pwrite (next, ibc_zero_chunk (), n, offset,
-                      n == count ? flags & NBDKIT_FLAG_FUA : 0, err)
-        == -1)
-      return -1;
-    offset += n;
-    count -= n;
-  }
-  return 0;
+  ibc_ctx_push (&p->ctx);
+  if (!sw && src)
+    r = next->pwrite (next, src, (uint32_t) p->len, p->off, flags, err);
+  else
+    r = ibc_write_chunked (next, src, p->len, p->off, flags,
+                           sw ? encrypt_chunk : NULL, &c, err);
+  ibc_ctx_pop ();
+  return r;
 }
 
 /* Write each piece: native pieces carry their context down. */
@@ -480,7 +463,8 @@ zero_or_trim (nbdkit_next *next, uint32_t count, uint64_t offset,
       else if (!trim && next->can_zero (next) > NBDKIT_ZERO_NONE)
         r = next->zero (next, len, p.off, flags & ~NBDKIT_FLAG_FAST_ZERO, err);
       else if (!trim)
-        r = write_plain_zeros (next, len, p.off, flags, err);
+        r = ibc_write_chunked (next, NULL, len, p.off, flags & NBDKIT_FLAG_FUA,
+                               NULL, NULL, err);
       ibc_ctx_pop ();
       continue;
     }

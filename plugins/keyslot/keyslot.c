@@ -311,35 +311,35 @@ keyslot_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
   return 0;
 }
 
+/* ibc_chunk_fn: encrypt one chunk into this thread's bounce buffer with
+ * the request's key, and move the request's DUN past it. */
+static const void *
+encrypt_chunk (void *opaque, const void *in, uint32_t n, int *err)
+{
+  struct crypt_req *req = opaque;
+  void *bounce = ibc_bounce (n);
+  int r;
+
+  if (bounce == NULL) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  r = ibc_hwdev_crypt (req->dev, req->ctx->key, &req->dun, in, bounce, n, true);
+  if (r < 0) {
+    crypt_error (req, r, err);
+    return NULL;
+  }
+  ibc_dun_add (&req->dun, n / req->ctx->data_unit_size);
+  return bounce;
+}
+
 /* Encrypt (from src, or zeros when src is NULL) and write, chunk by chunk. */
 static int
 encrypt_and_write (nbdkit_next *next, struct crypt_req *req, const void *src,
                    uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  while (count > 0) {
-    uint32_t n = count < IBC_CHUNK_SIZE ? count : IBC_CHUNK_SIZE;
-    void *bounce = ibc_bounce (n);
-    int r;
-
-    if (bounce == NULL) {
-      *err = ENOMEM;
-      return -1;
-    }
-    r = ibc_hwdev_crypt (req->dev, req->ctx->key, &req->dun,
-                         src ? src : ibc_zero_chunk (), bounce, n, true);
-    if (r < 0)
-      return crypt_error (req, r, err);
-    if (next->pwrite (next, bounce, n, offset,
-                      count == n ? flags : flags & ~NBDKIT_FLAG_FUA, err)
-        == -1)
-      return -1;
-    ibc_dun_add (&req->dun, n / req->ctx->data_unit_size);
-    if (src)
-      src = (const char *) src + n;
-    offset += n;
-    count -= n;
-  }
-  return 0;
+  return ibc_write_chunked (next, src, count, offset, flags, encrypt_chunk, req,
+                            err);
 }
 
 /* Encrypt with the key in a keyslot, then write. */

@@ -366,16 +366,8 @@ lower_zero (nbdkit_next *next, uint32_t count, uint64_t offset, uint32_t flags,
     *err = ENOTSUP;
     return -1;
   }
-  while (count > 0) {
-    uint32_t n = count < IBC_CHUNK_SIZE ? count : IBC_CHUNK_SIZE;
-    if (next->pwrite (next, ibc_zero_chunk (), n, offset,
-                      flags & NBDKIT_FLAG_FUA, err)
-        == -1)
-      return -1;
-    offset += n;
-    count -= n;
-  }
-  return 0;
+  return ibc_write_chunked (next, NULL, count, offset, flags & NBDKIT_FLAG_FUA,
+                            NULL, NULL, err);
 }
 
 /* One piece of a data request. */
